@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Creates (or updates) the two Python environments. Idempotent: quick when nothing changed.
+#   .venvs/rasa  Python 3.10 + rasa[jieba]==3.6.21, used only to train and serve the model
+#   .venvs/app   Python 3.11 + this project (pyproject.toml) with its dev extras
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RASA_VERSION="3.6.21"
+
+find_python() {  # find_python 3.10 -> path, or nothing
+  local want="$1" candidate
+  for candidate in "python$want" "$HOME/.pyenv/versions/$want"*/bin/python "/usr/local/bin/python$want" "/usr/bin/python$want"; do
+    if command -v "$candidate" >/dev/null 2>&1 || [ -x "$candidate" ]; then
+      if "$candidate" -c "import sys; sys.exit(0 if sys.version.startswith('$want') else 1)" 2>/dev/null; then
+        command -v "$candidate" 2>/dev/null || echo "$candidate"; return 0
+      fi
+    fi
+  done
+  return 1
+}
+
+PY310="$(find_python 3.10 || true)"
+if [ -z "$PY310" ]; then
+  echo "error: Python 3.10 is needed for Rasa 3.6 (it does not run on 3.11+)." >&2
+  echo "       Install it with 'pyenv install 3.10.13' or your system's python3.10 package, then run this again." >&2
+  exit 3
+fi
+PY311="$(find_python 3.11 || true)"
+if [ -z "$PY311" ]; then
+  echo "error: Python 3.11 is needed for the project. Install it with 'pyenv install 3.11.7'." >&2
+  exit 3
+fi
+
+stamp() { sha256sum "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+
+# --- Rasa runtime --------------------------------------------------------------------------
+want="rasa-$RASA_VERSION-$(stamp scripts/setup.sh)"
+if [ "$(cat .venvs/rasa/.stamp 2>/dev/null)" != "$want" ]; then
+  echo "==> setting up the Rasa $RASA_VERSION environment (.venvs/rasa, $("$PY310" --version))"
+  [ -x .venvs/rasa/bin/python ] || "$PY310" -m venv .venvs/rasa
+  .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check --upgrade 'pip<24.1'
+  .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check "rasa[jieba]==$RASA_VERSION"
+  echo "$want" > .venvs/rasa/.stamp
+fi
+
+# --- project -------------------------------------------------------------------------------
+want="app-$(stamp pyproject.toml scripts/setup.sh)"
+if [ "$(cat .venvs/app/.stamp 2>/dev/null)" != "$want" ]; then
+  echo "==> setting up the project environment (.venvs/app, $("$PY311" --version))"
+  [ -x .venvs/app/bin/python ] || "$PY311" -m venv .venvs/app
+  .venvs/app/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" > .venvs/app/.stamp
+fi

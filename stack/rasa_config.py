@@ -1,0 +1,65 @@
+"""Writes Rasa's endpoints.yml and credentials.yml for this run, from the settings.
+
+Generated rather than committed so that the tracker store, lock store and action server
+follow DATABASE_URL-style settings without secrets in the repository.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from stack.settings import StackSettings
+
+
+def tracker_store(settings: StackSettings) -> dict:
+    """Rasa's SQL tracker store: SQLite under DATA_DIR, or PostgreSQL from TRACKER_STORE_URL."""
+    url = settings.tracker_store_url
+    if not url:
+        return {"type": "SQL", "dialect": "sqlite", "db": str(settings.data_dir / "rasa_tracker.db")}
+    parts = urlsplit(url)
+    config = {
+        "type": "SQL",
+        "dialect": "postgresql",
+        "url": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "db": parts.path.lstrip("/") or "rasa",
+    }
+    if parts.username:
+        config["username"] = unquote(parts.username)
+    if parts.password:
+        config["password"] = unquote(parts.password)
+    return config
+
+
+def lock_store(settings: StackSettings) -> dict | None:
+    """Redis lock store when LOCK_STORE_URL is set (needed with several Rasa servers)."""
+    if not settings.lock_store_url:
+        return None
+    parts = urlsplit(settings.lock_store_url)
+    config = {
+        "type": "redis",
+        "url": parts.hostname or "127.0.0.1",
+        "port": parts.port or 6379,
+        "db": int(parts.path.lstrip("/") or 0),
+        "key_prefix": "score",
+    }
+    if parts.password:
+        config["password"] = unquote(parts.password)
+    return config
+
+
+def write(settings: StackSettings) -> tuple[Path, Path]:
+    endpoints: dict = {
+        "action_endpoint": {"url": settings.action_url},
+        "tracker_store": tracker_store(settings),
+    }
+    lock = lock_store(settings)
+    if lock:
+        endpoints["lock_store"] = lock
+    endpoints_path = settings.run_dir / "endpoints.yml"
+    credentials_path = settings.run_dir / "credentials.yml"
+    endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
+    credentials_path.write_text(yaml.safe_dump({"rest": None}))
+    return endpoints_path, credentials_path

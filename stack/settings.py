@@ -1,0 +1,48 @@
+"""Settings of the running stack, from the environment only (see README, "Settings")."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RASA_PYTHON = ROOT / ".venvs" / "rasa" / "bin" / "python"
+APP_PYTHON = ROOT / ".venvs" / "app" / "bin" / "python"
+MODELS_DIR = ROOT / "models"
+MODEL_PATH = MODELS_DIR / "score.tar.gz"
+TRAINING_INPUTS = ["config.yml", "domain.yml", "nlu", "stories"]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass
+class StackSettings:
+    data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", str(ROOT / "var"))))
+    rasa_host: str = field(default_factory=lambda: _env("RASA_HOST", "127.0.0.1"))
+    rasa_port: int = field(default_factory=lambda: int(_env("RASA_PORT", "5005")))
+    action_port: int = field(default_factory=lambda: int(_env("ACTION_PORT", "5055")))
+    # Token for Rasa's HTTP API (the gateway sets slots through it). Random per run unless set.
+    rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", secrets.token_urlsafe(24)))
+    database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
+    tracker_store_url: str = field(default_factory=lambda: _env("TRACKER_STORE_URL", ""))
+    lock_store_url: str = field(default_factory=lambda: _env("LOCK_STORE_URL", ""))
+    rasa_workers: int = field(default_factory=lambda: int(_env("RASA_WORKERS", "1")))
+    model_path: Path = field(default_factory=lambda: Path(_env("RASA_MODEL", str(MODEL_PATH))))
+
+    @property
+    def run_dir(self) -> Path:
+        path = self.data_dir / "run"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://{self.rasa_host}:{self.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}/webhook"
