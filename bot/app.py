@@ -1,0 +1,170 @@
+"""Builds the Telegram Application and runs it (polling by default, webhook by setting).
+
+    python -m bot            # TELEGRAM_BOT_TOKEN set: Telegram; unset: local chat in the terminal
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.conversation import ConversationService
+from bot.handlers import RASA_COMMANDS, Gateway, on_error
+from bot.processor import PerChatUpdateProcessor
+from bot.rasa_client import RasaClient
+from bot.settings import BotSettings
+from store import get_database
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = {
+    "en": [
+        ("start", "Welcome and language"),
+        ("help", "What I can do"),
+        ("language", "English or 中文"),
+        ("bookings", "My bookings"),
+        ("human", "Talk to staff"),
+        ("cancel", "Leave the current form"),
+        ("forget", "Delete my data"),
+    ],
+    "zh": [
+        ("start", "欢迎与语言选择"),
+        ("help", "我能做什么"),
+        ("language", "English 或 中文"),
+        ("bookings", "我的预约"),
+        ("human", "转人工"),
+        ("cancel", "退出当前填写"),
+        ("forget", "删除我的数据"),
+    ],
+}
+
+
+async def wait_for_rasa(rasa: RasaClient, timeout: float = 300.0) -> None:
+    """Take no input before Rasa answers /status (it may still be loading the model)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await rasa.status():
+        if loop.time() > deadline:
+            raise SystemExit(f"error: the Rasa server at {rasa.base_url} did not come up in {timeout:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+def register_handlers(application: Application, gateway: Gateway) -> None:
+    """Every handler, in one readable place. Order matters: the first matching group wins."""
+    private_or_group = filters.ChatType.PRIVATE | filters.ChatType.GROUPS
+    application.add_handler(CommandHandler("start", gateway.on_start))
+    application.add_handler(CommandHandler("help", gateway.on_help))
+    application.add_handler(CommandHandler("language", gateway.on_language))
+    application.add_handler(CommandHandler("forget", gateway.on_forget))
+    application.add_handler(CommandHandler(list(RASA_COMMANDS), gateway.on_rasa_command))
+    if gateway.handoff:
+        gateway.handoff.register(application)
+    application.add_handler(CallbackQueryHandler(gateway.on_button))
+    application.add_handler(MessageHandler(filters.UpdateType.EDITED, gateway.on_edited))
+    application.add_handler(MessageHandler(filters.COMMAND & private_or_group, gateway.on_unknown_command))
+    application.add_handler(MessageHandler(filters.TEXT & private_or_group, gateway.on_text))
+    application.add_handler(MessageHandler(filters.CONTACT, gateway.on_contact))
+    application.add_handler(MessageHandler(filters.LOCATION | filters.VENUE, gateway.on_location))
+    application.add_handler(MessageHandler(filters.ALL & ~filters.StatusUpdate.ALL, gateway.on_other))
+    application.add_error_handler(on_error)
+
+
+async def register_commands(application: Application) -> None:
+    for language, commands in COMMANDS.items():
+        await application.bot.set_my_commands(
+            [BotCommand(name, description) for name, description in commands],
+            scope=BotCommandScopeDefault(),
+            language_code=None if language == "en" else language,
+        )
+
+
+def build_application(settings: BotSettings, db=None) -> Application:
+    db = db or get_database()
+    rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
+    service = ConversationService(db, rasa)
+    handoff = None
+    if settings.staff_chat_id is not None:
+        from bot.handoff import HandoffRelay
+
+        handoff = HandoffRelay(service, settings)
+    gateway = Gateway(service, handoff)
+
+    async def post_init(application: Application) -> None:
+        await register_commands(application)
+        await wait_for_rasa(rasa)
+        from bot.notifier import start_notifier
+
+        start_notifier(application, service, settings, handoff)
+
+    async def post_shutdown(application: Application) -> None:
+        from bot.notifier import stop_notifier
+
+        await stop_notifier(application)
+        await service.drain()
+        await rasa.close()
+
+    application = (
+        Application.builder()
+        .token(settings.token)
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(PerChatUpdateProcessor(256, settings.chat_rate, settings.chat_rate_window))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    application.bot_data["gateway"] = gateway
+    register_handlers(application, gateway)
+    return application
+
+
+def run_telegram(settings: BotSettings) -> None:
+    application = build_application(settings)
+    try:
+        if settings.mode == "webhook":
+            if not settings.webhook_url or not settings.webhook_secret:
+                raise SystemExit("error: webhook mode needs WEBHOOK_URL and WEBHOOK_SECRET")
+            # PTB checks the X-Telegram-Bot-Api-Secret-Token header against secret_token.
+            application.run_webhook(
+                listen=settings.webhook_listen,
+                port=settings.webhook_port,
+                url_path=settings.webhook_path,
+                webhook_url=settings.webhook_url,
+                secret_token=settings.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            application.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:
+        raise SystemExit("error: Telegram rejected TELEGRAM_BOT_TOKEN (check the token from @BotFather)")
+    except TelegramError as error:
+        raise SystemExit(f"error: Telegram: {error}")
+
+
+def main() -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = BotSettings()
+    if settings.token:
+        run_telegram(settings)
+    else:
+        from bot.local_chat import run_local_chat
+
+        logging.getLogger().setLevel(logging.WARNING)
+        asyncio.run(run_local_chat(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Typed async handlers for the user-facing side of the bot."""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+import i18n
+from bot.conversation import ConversationService, Incoming, TurnResult, language_buttons
+from bot.rasa_client import Reply
+from bot.rendering import CallbackPayloads, keyboard, split_text
+from store import conversations
+
+logger = logging.getLogger(__name__)
+
+# Payloads the gateway handles itself; everything else is a Rasa payload.
+LANG_PREFIX = "lang:"
+FORGET_YES, FORGET_NO = "forget:yes", "forget:no"
+# Commands that are Rasa intents: the command text goes to Rasa as an intent payload.
+RASA_COMMANDS = {"bookings": "/my_bookings", "human": "/request_human", "cancel": "/stop_form"}
+
+
+class Gateway:
+    """Holds what the handlers share: the conversation service and button payloads."""
+
+    def __init__(self, service: ConversationService, handoff=None) -> None:
+        self.service = service
+        self.payloads = CallbackPayloads()
+        self.handoff = handoff  # bot.handoff.HandoffRelay, when a staff group is configured
+        self._pressed: OrderedDict[tuple[int, int], None] = OrderedDict()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def incoming(update: Update, text: str, **extra) -> Incoming:
+        user = update.effective_user
+        chat = update.effective_chat
+        return Incoming(
+            channel="telegram",
+            external_id=str(user.id) if user else str(chat.id if chat else 0),
+            text=text,
+            chat_id=chat.id if chat else None,
+            display_name=user.full_name if user else None,
+            username=user.username if user else None,
+            language_code=user.language_code if user else None,
+            **extra,
+        )
+
+    async def send(self, update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]) -> None:
+        chat_id = update.effective_chat.id
+        for reply in replies:
+            chunks = split_text(reply.text) or ([" "] if reply.buttons else [])
+            markup = keyboard(reply.buttons, self.payloads)
+            for index, chunk in enumerate(chunks):
+                last = index == len(chunks) - 1
+                await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None)
+
+    async def is_new(self, update: Update) -> bool:
+        """Telegram may deliver an update twice (retries, a restart before the offset moved)."""
+        return await self.service._db(
+            conversations.claim_update, self.service.db, update.update_id, str(update.get_bot().id)
+        )
+
+    async def turn(self, update: Update, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
+        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        result = await self.service.handle(incoming)
+        if result.paused:
+            if self.handoff:
+                await self.handoff.relay_user_message(context, result, incoming)
+            return
+        await self.send(update, context, result.replies)
+        if self.handoff:
+            await self.handoff.after_turn(context, result)
+
+    # --- text and buttons -----------------------------------------------------------------
+
+    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if not await self.is_new(update):
+            return
+        if message.chat.type != ChatType.PRIVATE and not self._addressed_to_me(message, context):
+            return  # in groups: only commands and mentions
+        text = message.text or ""
+        if context.bot.username:
+            text = text.replace(f"@{context.bot.username}", "").strip()
+        await self.turn(update, context, self.incoming(update, text))
+
+    @staticmethod
+    def _addressed_to_me(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+        username = context.bot.username
+        if username and f"@{username}".lower() in (message.text or "").lower():
+            return True
+        reply_to = message.reply_to_message
+        return bool(reply_to and reply_to.from_user and reply_to.from_user.id == context.bot.id)
+
+    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if not await self.is_new(update):
+            await query.answer()
+            return
+        key = (query.message.chat.id, query.message.message_id) if query.message else None
+        if key and key in self._pressed:
+            await query.answer()  # an old keyboard pressed again: ignore, but answer
+            return
+        if key:
+            self._pressed[key] = None
+            while len(self._pressed) > 10_000:
+                self._pressed.popitem(last=False)
+        await query.answer()
+        # Remove the keyboard so the same choice can't be made twice to different effect.
+        try:
+            await query.edit_message_reply_markup(reply_markup=None)
+        except TelegramError as error:
+            logger.debug("could not remove keyboard: %s", error)
+        payload = self.payloads.decode(query.data or "")
+        title = self._button_title(query.message, query.data)
+        if payload is None:
+            user = await self.service.user_for(self.incoming(update, ""))
+            await self.send(update, context, [Reply(text=i18n.t("button_expired", user.language))])
+            return
+        if payload.startswith(LANG_PREFIX):
+            result = await self.service.choose_language(self.incoming(update, ""), payload[len(LANG_PREFIX):])
+            await self.send(update, context, result.replies)
+            return
+        if payload in (FORGET_YES, FORGET_NO):
+            await self.forget_answer(update, context, payload == FORGET_YES)
+            return
+        await self.turn(update, context, self.incoming(update, payload, is_payload=True, shown_text=title))
+
+    @staticmethod
+    def _button_title(message, data: str | None) -> str | None:
+        markup = getattr(message, "reply_markup", None)
+        for row in getattr(markup, "inline_keyboard", ()) or ():
+            for button in row:
+                if button.callback_data == data:
+                    return button.text
+        return None
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        incoming = self.incoming(update, "/start")
+        user = await self.service.user_for(incoming)
+        reply = await self.service.say(user, user.language, "welcome", incoming.chat_id)
+        reply.buttons = language_buttons()
+        await self.send(update, context, [reply])
+
+    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        incoming = self.incoming(update, "/help")
+        user = await self.service.user_for(incoming)
+        await self.send(update, context, [await self.service.say(user, user.language, "help", incoming.chat_id)])
+
+    async def on_language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        incoming = self.incoming(update, "/language")
+        args = [a.lower() for a in (context.args or [])]
+        if args and args[0] in ("en", "zh", "english", "chinese", "中文"):
+            choice = "zh" if args[0] in ("zh", "chinese", "中文") else "en"
+            result = await self.service.choose_language(incoming, choice)
+            await self.send(update, context, result.replies)
+            return
+        user = await self.service.user_for(incoming)
+        await self.send(update, context, [Reply(text=i18n.t("choose_language", user.language), buttons=language_buttons())])
+
+    async def on_rasa_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/bookings, /human, /cancel: Rasa intents, sent as payloads."""
+        if not await self.is_new(update):
+            return
+        command = update.effective_message.text.split()[0].lstrip("/").split("@")[0].lower()
+        await self.turn(update, context, self.incoming(update, RASA_COMMANDS[command], is_payload=True, shown_text=f"/{command}"))
+
+    async def on_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        user = await self.service.user_for(self.incoming(update, "/forget"))
+        lang = user.language
+        markup = InlineKeyboardMarkup(
+            [[InlineKeyboardButton(i18n.t("forget_yes", lang), callback_data=FORGET_YES),
+              InlineKeyboardButton(i18n.t("forget_no", lang), callback_data=FORGET_NO)]]
+        )
+        await context.bot.send_message(update.effective_chat.id, i18n.t("forget_confirm", lang), reply_markup=markup)
+
+    async def forget_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, confirmed: bool) -> None:
+        incoming = self.incoming(update, "")
+        if confirmed:
+            result = await self.service.forget(incoming)
+            await self.send(update, context, result.replies)
+        else:
+            user = await self.service.user_for(incoming)
+            await self.send(update, context, [Reply(text=i18n.t("forget_kept", user.language))])
+
+    async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        message = update.effective_message
+        if message.chat.type != ChatType.PRIVATE and not self._addressed_to_me(message, context):
+            return
+        await self._say(update, context, "unknown_command")
+
+    # --- everything that isn't text -------------------------------------------------------
+
+    async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        contact = update.effective_message.contact
+        user = await self.service.user_for(self.incoming(update, ""))
+        own = contact.user_id is None or contact.user_id == update.effective_user.id
+        if own and contact.phone_number:
+            await self.service._db(_save_phone, self.service.db, user.id, contact.phone_number)
+            reply = await self.service.say(user, user.language, "contact_received", update.effective_chat.id, phone=contact.phone_number)
+            await self.send(update, context, [reply])
+        else:
+            await self._say(update, context, "non_text")
+
+    async def on_location(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        await self._say(update, context, "location_received")
+
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Photos, stickers, voice, video, documents and the rest: a polite text-only answer."""
+        if not await self.is_new(update):
+            return
+        message = update.effective_message
+        if message and message.chat.type != ChatType.PRIVATE:
+            return
+        await self._say(update, context, "non_text")
+
+    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self.is_new(update):
+            return
+        if update.effective_chat and update.effective_chat.type != ChatType.PRIVATE:
+            return
+        await self._say(update, context, "edited_message")
+
+    async def _say(self, update: Update, context: ContextTypes.DEFAULT_TYPE, key: str) -> None:
+        incoming = self.incoming(update, "")
+        user = await self.service.user_for(incoming)
+        await self.send(update, context, [await self.service.say(user, user.language, key, incoming.chat_id)])
+
+
+def _save_phone(db, user_id: int, phone: str) -> None:
+    from store.models import User
+
+    with db.session() as session:
+        user = session.get(User, user_id)
+        if user is not None:
+            user.contact_phone = phone[:64]
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the error; tell the user something went wrong instead of going silent."""
+    logger.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat:
+        lang = i18n.normalise(update.effective_user.language_code if update.effective_user else None)
+        try:
+            await context.bot.send_message(update.effective_chat.id, i18n.t("unavailable", lang))
+        except TelegramError:
+            pass

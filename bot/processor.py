@@ -1,0 +1,59 @@
+"""Update processing: in order within a chat, concurrent across chats, with a per-chat flood
+limit so one chat sending 50 messages a second is slowed down without starving the others."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+
+class ChatRateLimit:
+    """At most `rate` updates per `window` seconds per chat; later ones wait their turn."""
+
+    def __init__(self, rate: int, window: float) -> None:
+        self.rate = rate
+        self.window = window
+        self._times: dict[int, deque[float]] = defaultdict(deque)
+
+    def delay(self, chat_id: int) -> float:
+        now = time.monotonic()
+        times = self._times[chat_id]
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if len(times) < self.rate:
+            times.append(now)
+            return 0.0
+        wait = self.window - (now - times[0])
+        times.popleft()
+        times.append(now + wait)
+        return max(wait, 0.0)
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    def __init__(self, max_concurrent_updates: int, rate: int, window: float) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.limit = ChatRateLimit(rate, window)
+        self.slowed: dict[int, int] = defaultdict(int)  # how often each chat was slowed
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else 0
+        # The lock is taken in arrival order (asyncio.Lock is FIFO), so a chat's updates are
+        # handled one after another; the delay is slept while holding it, so only that chat waits.
+        async with self._locks[chat_id]:
+            wait = self.limit.delay(chat_id)
+            if wait > 0:
+                self.slowed[chat_id] += 1
+                await asyncio.sleep(wait)
+            await coroutine
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass

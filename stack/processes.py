@@ -1,0 +1,152 @@
+"""Start, watch and stop the stack's server processes."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import rasa_config
+from stack.settings import APP_PYTHON, RASA_PYTHON, ROOT, StackSettings
+from stack.train import rasa_env
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(settings: StackSettings) -> None:
+    for name, port, variable in (
+        ("Rasa server", settings.rasa_port, "RASA_PORT"),
+        ("action server", settings.action_port, "ACTION_PORT"),
+    ):
+        if not port_is_free("127.0.0.1", port):
+            raise StackError(
+                f"port {port} for the {name} is busy: is the assistant already running? "
+                f"Stop it, or set {variable} to another port."
+            )
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive():
+            return
+        # Each server runs in its own process group (Sanic forks workers): signal the group.
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def app_env(settings: StackSettings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATA_DIR"] = str(settings.data_dir)
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    env["RASA_URL"] = settings.rasa_url
+    env["RASA_TOKEN"] = settings.rasa_token
+    env["SANIC_HOST"] = "127.0.0.1"  # the action server listens on loopback only
+    return env
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], settings: StackSettings) -> Server:
+    log_dir = settings.run_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal reaches only the chat; we stop servers
+    )
+    return Server(name, process, log_path)
+
+
+def start_action_server(settings: StackSettings) -> Server:
+    return _start(
+        "action-server",
+        [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+        app_env(settings),
+        settings,
+    )
+
+
+def start_rasa_server(settings: StackSettings, port: int | None = None, name: str = "rasa") -> Server:
+    endpoints, credentials = rasa_config.write(settings)
+    env = rasa_env()
+    env["SANIC_WORKERS"] = str(settings.rasa_workers)
+    env.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
+    env.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
+    return _start(
+        name,
+        [
+            str(RASA_PYTHON), "-m", "rasa", "run",
+            "--model", str(settings.model_path),
+            "--endpoints", str(endpoints),
+            "--credentials", str(credentials),
+            "--interface", "127.0.0.1",  # REST channel and HTTP API on loopback only
+            "--port", str(port or settings.rasa_port),
+            "--enable-api", "--auth-token", settings.rasa_token,
+        ],
+        env,
+        settings,
+    )
+
+
+def wait_until_up(server: Server, url: str, timeout: float) -> float:
+    """Poll `url` until it answers 200; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if not server.alive():
+            raise StackError(f"the {server.name} exited during start-up:\n{server.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise StackError(f"the {server.name} did not answer {url} within {timeout:.0f} s:\n{server.tail()}")
+
+
+def prepare_store(settings: StackSettings) -> None:
+    """Migrate the store and load the sample schedule into an empty one."""
+    env = app_env(settings)
+    subprocess.run([str(APP_PYTHON), "-m", "store.migrate"], cwd=ROOT, env=env, check=True)
+    sample = subprocess.run(
+        [str(APP_PYTHON), "-m", "store.schedule", "load-sample-if-empty"], cwd=ROOT, env=env
+    )
+    if sample.returncode != 0:
+        raise StackError("loading the sample schedule failed")

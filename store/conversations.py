@@ -1,0 +1,238 @@
+"""Users, transcript lines and processed Telegram updates."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.db import Database
+from store.models import (
+    Booking,
+    Enquiry,
+    Handoff,
+    Notification,
+    ProcessedUpdate,
+    TranscriptLine,
+    User,
+    WaitlistEntry,
+    utcnow,
+)
+
+CHANNEL_PREFIXES = {"telegram": "tg", "local": "local", "rest": "rest"}
+
+
+def sender_id_for(channel: str, external_id: str) -> str:
+    return f"{CHANNEL_PREFIXES.get(channel, channel)}-{external_id}"
+
+
+def channel_of(sender_id: str) -> str:
+    prefix = sender_id.split("-", 1)[0]
+    return {v: k for k, v in CHANNEL_PREFIXES.items()}.get(prefix, "rest")
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What the gateway needs to know about a user for one turn (detached from the session)."""
+
+    id: int
+    sender_id: str
+    chat_id: int | None
+    language: str
+    language_chosen: bool
+    paused: bool
+    display_name: str | None
+
+
+def _view(user: User) -> UserView:
+    return UserView(
+        id=user.id,
+        sender_id=user.sender_id,
+        chat_id=user.chat_id,
+        language=user.language,
+        language_chosen=user.language_chosen,
+        paused=user.paused,
+        display_name=user.display_name,
+    )
+
+
+def user_by_sender(session: Session, sender_id: str) -> User | None:
+    return session.scalars(select(User).where(User.sender_id == sender_id)).one_or_none()
+
+
+def ensure_user_in_session(session: Session, sender_id: str) -> User:
+    """The store's user for a Rasa conversation id, created when an action sees it first."""
+    user = user_by_sender(session, sender_id)
+    if user is None:
+        channel = channel_of(sender_id)
+        user = User(
+            channel=channel,
+            external_id=sender_id.split("-", 1)[-1],
+            sender_id=sender_id,
+        )
+        session.add(user)
+        session.flush()
+    return user
+
+
+def upsert_user(
+    db: Database,
+    channel: str,
+    external_id: str,
+    *,
+    chat_id: int | None = None,
+    display_name: str | None = None,
+    username: str | None = None,
+    telegram_language_code: str | None = None,
+    default_language: str = "en",
+) -> UserView:
+    sender_id = sender_id_for(channel, external_id)
+    for _attempt in range(2):  # two gateways may create the same user at once
+        try:
+            with db.session() as session:
+                user = user_by_sender(session, sender_id)
+                if user is None:
+                    user = User(
+                        channel=channel,
+                        external_id=external_id,
+                        sender_id=sender_id,
+                        language=default_language,
+                    )
+                    session.add(user)
+                if chat_id is not None:
+                    user.chat_id = chat_id
+                if display_name:
+                    user.display_name = display_name[:200]
+                if username:
+                    user.username = username[:64]
+                if telegram_language_code:
+                    user.telegram_language_code = telegram_language_code[:16]
+                user.last_seen_at = utcnow()
+                session.flush()
+                return _view(user)
+        except IntegrityError:
+            continue
+    raise RuntimeError(f"could not create user {sender_id}")
+
+
+def get_user(db: Database, sender_id: str) -> UserView | None:
+    with db.session() as session:
+        user = user_by_sender(session, sender_id)
+        return _view(user) if user else None
+
+
+def set_language(db: Database, user_id: int, language: str, *, chosen: bool = False) -> None:
+    with db.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return
+        user.language = language
+        if chosen:
+            user.language_chosen = True
+
+
+def record_line(
+    db: Database,
+    user_id: int,
+    direction: str,
+    text: str,
+    *,
+    chat_id: int | None = None,
+    language: str | None = None,
+    intent: str | None = None,
+    confidence: float | None = None,
+    staff_name: str | None = None,
+) -> int:
+    with db.session() as session:
+        line = TranscriptLine(
+            user_id=user_id,
+            chat_id=chat_id,
+            direction=direction,
+            text=text,
+            language=language,
+            intent=intent,
+            confidence=confidence,
+            staff_name=staff_name,
+        )
+        session.add(line)
+        session.flush()
+        return line.id
+
+
+def set_line_intent(db: Database, line_id: int, intent: str | None, confidence: float | None) -> None:
+    with db.session() as session:
+        line = session.get(TranscriptLine, line_id)
+        if line is not None:
+            line.intent = intent
+            line.confidence = confidence
+
+
+def claim_update(db: Database, update_id: int, bot_id: str = "") -> bool:
+    """True the first time an update id is seen; False for a repeated delivery."""
+    try:
+        with db.session() as session:
+            session.add(ProcessedUpdate(update_id=update_id, bot_id=bot_id))
+        return True
+    except IntegrityError:
+        return False
+
+
+def recent_lines(db: Database, user_id: int, limit: int = 10) -> list[TranscriptLine]:
+    with db.session() as session:
+        rows = session.scalars(
+            select(TranscriptLine)
+            .where(TranscriptLine.user_id == user_id)
+            .order_by(TranscriptLine.created_at.desc(), TranscriptLine.id.desc())
+            .limit(limit)
+        ).all()
+        return list(reversed(rows))
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    transcript_lines: int
+    enquiries: int
+    handoffs: int
+    bookings_anonymised: int
+    waitlist_entries: int
+
+
+def forget_user(db: Database, sender_id: str) -> ForgetReport | None:
+    """Delete a user's conversation and personal details, keeping booked seats anonymously.
+
+    A confirmed booking keeps its seat (the session's count stays right) but loses every
+    personal field; waitlist entries are withdrawn; the user row itself is deleted.
+    """
+    with db.session() as session:
+        user = user_by_sender(session, sender_id)
+        if user is None:
+            return None
+        lines = session.execute(delete(TranscriptLine).where(TranscriptLine.user_id == user.id))
+        enquiries = session.execute(delete(Enquiry).where(Enquiry.user_id == user.id))
+        handoffs = session.execute(delete(Handoff).where(Handoff.user_id == user.id))
+        session.execute(delete(Notification).where(Notification.user_id == user.id))
+        bookings = session.scalars(select(Booking).where(Booking.user_id == user.id)).all()
+        for booking in bookings:
+            booking.factory_name = None
+            booking.attendees = []
+            booking.contact = None
+            booking.enquiry_id = None
+        waitlist = session.scalars(select(WaitlistEntry).where(WaitlistEntry.user_id == user.id)).all()
+        for entry in waitlist:
+            entry.status = "left" if entry.status == "waiting" else entry.status
+            entry.factory_name = None
+            entry.contact = None
+        session.flush()
+        # Bookings and waitlist rows keep their seat but lose the link to the person.
+        for row in [*bookings, *waitlist]:
+            row.user_id = None
+        session.flush()
+        session.delete(user)
+        return ForgetReport(
+            transcript_lines=lines.rowcount or 0,
+            enquiries=enquiries.rowcount or 0,
+            handoffs=handoffs.rowcount or 0,
+            bookings_anonymised=len(bookings),
+            waitlist_entries=len(waitlist),
+        )
