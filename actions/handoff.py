@@ -42,8 +42,11 @@ class ActionHandoff(Action):
     ) -> list[dict[str, Any]]:
         lang = language_of(tracker)
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
-        reason = tracker.get_slot("handoff_reason") if "handoff_reason" in domain.get("slots", {}) else None
-        reason = reason or REASONS.get(intent, "asked")
+        # Buttons that offer a person say why, e.g. /request_human{"reason":"unknown_fact"}.
+        reason = next(
+            (e.get("value") for e in tracker.latest_message.get("entities") or [] if e.get("entity") == "reason"),
+            None,
+        ) or REASONS.get(intent, "asked")
         handoff = open_handoff(
             get_database(), tracker.sender_id, reason, lang, detail=tracker.latest_message.get("text")
         )
