@@ -126,6 +126,14 @@ class ConversationService:
                 language=language,
             )
 
+    def record_replies_sync(
+        self, user_id: int, language: str, text: str, chat_id: int | None,
+        direction: str = "out", staff_name: str | None = None,
+    ) -> None:
+        conversations.record_line(
+            self.db, user_id, direction, text, chat_id=chat_id, language=language, staff_name=staff_name
+        )
+
     async def say(self, user: UserView, language: str, key: str, chat_id: int | None = None, **values) -> Reply:
         """A text the gateway says itself (from i18n), written to the transcript."""
         reply = Reply(text=i18n.t(key, language, **values))

@@ -1,0 +1,154 @@
+"""The staff side of a handoff in a Telegram staff group.
+
+The bot posts an alert for each handoff; a staff member claims it with a button, answers the
+user by replying to the alert (or to a relayed user message), and hands the conversation back
+with /resume. Only accounts in STAFF_USER_IDS may claim, reply or resume.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+
+import i18n
+from bot.conversation import ConversationService, Incoming, TurnResult
+from bot.settings import BotSettings
+from store import conversations, handoff as handoffs
+
+logger = logging.getLogger(__name__)
+CLAIM_PREFIX = "claim:"
+STAFF_LANGUAGE = "en"
+
+
+class HandoffRelay:
+    def __init__(self, service: ConversationService, settings: BotSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self.chat_id = settings.staff_chat_id
+        self.notifier = None
+        self.bot = None
+        # Staff-group message id → handoff id, for replies to relayed user messages.
+        self._relayed: dict[int, int] = {}
+
+    def register(self, application: Application) -> None:
+        self.bot = application.bot
+        staff_chat = filters.Chat(self.chat_id)
+        application.add_handler(CallbackQueryHandler(self.on_claim, pattern=f"^{CLAIM_PREFIX}"))
+        application.add_handler(CommandHandler("resume", self.on_resume, filters=staff_chat))
+        application.add_handler(MessageHandler(staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.on_staff_reply))
+        # Anything else said in the staff group is staff talking among themselves.
+        application.add_handler(MessageHandler(staff_chat, lambda *_: asyncio.sleep(0)))
+
+    def is_staff(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.settings.staff_user_ids
+
+    async def _db(self, fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+    # --- bot → staff -------------------------------------------------------------------------
+
+    async def alert_staff(self, handoff_id: int) -> bool:
+        view = await self._db(handoffs.get_handoff, self.service.db, handoff_id)
+        if view is None or view.user_id is None:
+            return True
+        user = await self._db(conversations.get_user, self.service.db, view.sender_id)
+        lines = await self._db(conversations.recent_lines, self.service.db, view.user_id, 8)
+        text = i18n.t(
+            "staff_alert", STAFF_LANGUAGE,
+            id=view.id,
+            name=(user.display_name if user else None) or view.sender_id,
+            language=view.language,
+            reason=view.reason,
+            lines="\n".join(f"{'👤' if l.direction == 'in' else '🤖'} {l.text[:300]}" for l in lines) or "—",
+            link=f"{self.settings.console_url.rstrip('/')}/handoffs/{view.id}",
+        )
+        markup = InlineKeyboardMarkup(
+            [[InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}")]]
+        )
+        message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=markup)
+        await self._db(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
+        return True
+
+    async def after_turn(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult) -> None:
+        """A turn may have opened a handoff: alert staff now rather than at the next poll."""
+        if self.notifier is not None:
+            self.notifier.wake.set()
+
+    async def relay_user_message(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming) -> None:
+        view = await self._db(handoffs.open_for_sender, self.service.db, result.user.sender_id)
+        if view is None:
+            return
+        text = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
+                      name=result.user.display_name or result.user.sender_id, text=incoming.text[:3500])
+        message = await context.bot.send_message(self.chat_id, text)
+        self._relayed[message.message_id] = view.id
+
+    # --- staff → bot -------------------------------------------------------------------------
+
+    async def on_claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if not self.is_staff(query.from_user.id):
+            await query.answer(i18n.t("staff_not_allowed", STAFF_LANGUAGE), show_alert=True)
+            return
+        handoff_id = int(query.data[len(CLAIM_PREFIX):])
+        view = await self._db(handoffs.claim, self.service.db, handoff_id, _staff_name(query.from_user))
+        if view is None:
+            await query.answer(i18n.t("staff_taken", STAFF_LANGUAGE), show_alert=True)
+            return
+        await query.answer()
+        claimed = i18n.t("staff_claimed", STAFF_LANGUAGE, staff=view.claimed_by)
+        await query.edit_message_text(f"{query.message.text}\n\n{claimed}")
+
+    def _handoff_for_reply(self, update: Update) -> int | None:
+        replied = update.effective_message.reply_to_message
+        if replied is None:
+            return None
+        return self._relayed.get(replied.message_id)
+
+    async def _find(self, update: Update) -> handoffs.HandoffView | None:
+        handoff_id = self._handoff_for_reply(update)
+        if handoff_id is not None:
+            return await self._db(handoffs.get_handoff, self.service.db, handoff_id)
+        replied = update.effective_message.reply_to_message
+        if replied is not None:
+            return await self._db(handoffs.by_staff_message, self.service.db, replied.message_id)
+        return None
+
+    async def on_staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if not self.is_staff(message.from_user.id if message.from_user else None):
+            await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
+            return
+        view = await self._find(update)
+        if view is None or view.status == "resolved" or view.chat_id is None:
+            return
+        staff = _staff_name(message.from_user)
+        if view.status == "waiting":
+            await self._db(handoffs.claim, self.service.db, view.id, staff)  # answering claims it
+        await context.bot.send_message(view.chat_id, message.text)
+        await self._db(self.service.record_replies_sync, view.user_id, view.language, message.text, view.chat_id, "staff", staff)
+        await message.reply_text(i18n.t("staff_relayed", STAFF_LANGUAGE))
+
+    async def on_resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if not self.is_staff(message.from_user.id if message.from_user else None):
+            await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
+            return
+        view = await self._find(update)
+        if view is None and context.args and context.args[0].lstrip("#").isdigit():
+            view = await self._db(handoffs.get_handoff, self.service.db, int(context.args[0].lstrip("#")))
+        if view is None:
+            await message.reply_text(i18n.t("staff_no_handoff", STAFF_LANGUAGE))
+            return
+        view = await self._db(handoffs.resolve, self.service.db, view.id)
+        if view.chat_id is not None:
+            text = i18n.t("handoff_resumed", view.language)
+            await context.bot.send_message(view.chat_id, text)
+            await self._db(self.service.record_replies_sync, view.user_id, view.language, text, view.chat_id)
+        await message.reply_text(i18n.t("staff_resumed", STAFF_LANGUAGE, id=view.id))
+
+
+def _staff_name(user) -> str:
+    return (user.username or user.full_name or str(user.id))[:64]
