@@ -1,0 +1,168 @@
+"""Notifications: messages the gateway sends outside a conversation turn.
+
+Writers (booking reminders, waitlist promotions, the console) add `Notification` rows; a
+gateway claims due rows with `claim_due`, sends them, then calls `mark_sent`. A row claimed but
+not marked sent within `reclaim_after` (the gateway crashed mid-send) is claimed again, so a
+message may in the worst case be sent twice but is never lost.
+
+The payload of every row is a dict the gateway turns into text without knowing who wrote it:
+
+    {
+      "text_key": "booking_reminder",   # an i18n key (i18n/messages/*.yml)
+      "language": "zh",                 # the language the values were formatted in; say it so
+      "values": {"reference": "SC-7K3F9Q", "when": "2027年1月12日（周二）09:00", ...},
+      "buttons": [{"title": "我的预约", "payload": "/my_bookings"}],   # optional
+      "booking_reference": "SC-7K3F9Q"  # optional, for logs and the console
+    }
+
+`render(payload)` gives the text: `i18n.t(text_key, language, **values)`. Values are already
+localised (dates in the user's time zone and date format, city names in their language),
+because the writer knows the user's language and the gateway should not re-derive it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from i18n import t
+from store.db import Database
+from store.models import Notification, utcnow
+
+DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ClaimedNotification:
+    """A claimed row, detached from the database session (safe to pass across threads)."""
+
+    id: int
+    user_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    due_at: dt.datetime
+    dedupe_key: str
+
+
+def add(
+    session: Session,
+    *,
+    user_id: int | None,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    due_at: dt.datetime | None = None,
+) -> bool:
+    """Add a notification unless one with the same dedupe key exists; True when added.
+
+    The check is inside the caller's transaction; a concurrent writer with the same key loses
+    on the unique constraint (IntegrityError) and the caller's retry then finds the row.
+    """
+    exists = session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if exists is not None:
+        return False
+    session.add(
+        Notification(
+            user_id=user_id,
+            kind=kind,
+            dedupe_key=dedupe_key,
+            payload=payload,
+            due_at=due_at or utcnow(),
+        )
+    )
+    session.flush()
+    return True
+
+
+def void_unsent(session: Session, dedupe_prefix: str) -> int:
+    """Delete rows not yet sent whose dedupe key starts with `dedupe_prefix` (e.g. a
+    cancelled booking's reminders). Sent rows stay as a record. A row a gateway is sending at
+    this very moment may still go out: the send has already begun."""
+    result = session.execute(
+        delete(Notification)
+        .where(Notification.dedupe_key.startswith(dedupe_prefix, autoescape=True))
+        .where(Notification.sent_at.is_(None))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def claim_due(
+    db: Database,
+    worker: str,
+    now: dt.datetime | None = None,
+    limit: int = 50,
+    reclaim_after: dt.timedelta = DEFAULT_RECLAIM_AFTER,
+) -> list[ClaimedNotification]:
+    """Claim up to `limit` due, unsent rows for `worker`; no two workers get the same row.
+
+    PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED locks the chosen rows, and a concurrent claimer
+    skips them instead of waiting (and, after our commit, no longer sees them as unclaimed).
+    SQLite: every transaction starts with BEGIN IMMEDIATE (store.db), so claimers run one
+    after another and the second sees the first's claims. The FOR UPDATE clause is ignored.
+    """
+    now = now or utcnow()
+    stale = now - reclaim_after
+    with db.session() as session:
+        rows = session.scalars(
+            select(Notification)
+            .where(Notification.sent_at.is_(None))
+            .where(Notification.due_at <= now)
+            .where(or_(Notification.claimed_at.is_(None), Notification.claimed_at < stale))
+            .order_by(Notification.due_at, Notification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claimed = []
+        for row in rows:
+            row.claimed_by = worker
+            row.claimed_at = now
+            claimed.append(
+                ClaimedNotification(
+                    id=row.id,
+                    user_id=row.user_id,
+                    kind=row.kind,
+                    payload=dict(row.payload or {}),
+                    due_at=row.due_at,
+                    dedupe_key=row.dedupe_key,
+                )
+            )
+        return claimed
+
+
+def mark_sent(db: Database, notification_id: int, worker: str, now: dt.datetime | None = None) -> bool:
+    """Record that `worker` sent the row. False when the row is gone (voided) or another
+    worker has re-claimed it since (then that worker's send counts)."""
+    with db.session() as session:
+        result = session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .where(Notification.claimed_by == worker)
+            .where(Notification.sent_at.is_(None))
+            .values(sent_at=now or utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+
+def release(db: Database, notification_id: int, worker: str) -> bool:
+    """Give a claimed row back (sending failed and may be retried at once by anyone)."""
+    with db.session() as session:
+        result = session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .where(Notification.claimed_by == worker)
+            .where(Notification.sent_at.is_(None))
+            .values(claimed_by=None, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)
+
+
+def render(payload: dict[str, Any], fallback_language: str | None = None) -> str:
+    """The text of a notification payload (see the module docstring)."""
+    lang = payload.get("language") or fallback_language
+    return t(payload["text_key"], lang, **(payload.get("values") or {}))

@@ -1,0 +1,490 @@
+"""Schedules: places, how sessions are shown, and the staff CSV import.
+
+    python -m store.schedule import-sessions data/schedule/sessions.csv
+    python -m store.schedule import-slots data/schedule/slots.csv
+
+A file is checked as a whole: every bad row is reported with its line number and reason, and
+nothing is imported from a file with any error (the import is one transaction).
+
+sessions.csv: code,module,city,venue,start_date,start_time,end_date,end_time,timezone,capacity
+slots.csv:    code,module,region,expert,date,start_time,end_time,timezone
+Dates are YYYY-MM-DD and times HH:MM in the row's local time zone (an IANA name such as
+Asia/Shanghai); they are stored in UTC.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from sqlalchemy import func, select
+
+from i18n import normalise, t
+from store.db import PROJECT_ROOT, Database
+from store.models import ClassroomSession, ConsultationSlot
+
+if TYPE_CHECKING:
+    from store.booking import Offer
+
+SCHEDULE_DIR = PROJECT_ROOT / "data" / "schedule"
+SAMPLE_SESSIONS = SCHEDULE_DIR / "sessions.csv"
+SAMPLE_SLOTS = SCHEDULE_DIR / "slots.csv"
+MODULES = (1, 2, 3, 4, 5)
+
+# --- places ----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def places() -> dict[str, Any]:
+    return yaml.safe_load((SCHEDULE_DIR / "places.yml").read_text(encoding="utf-8"))
+
+
+def _lookup() -> dict[str, str]:
+    """Every spelling (name, Chinese name, alias), lower-cased -> the canonical name."""
+    table: dict[str, str] = {}
+    for section in ("regions", "cities"):
+        for name, info in places()[section].items():
+            for spelling in [name, info["zh"], *info.get("aliases", [])]:
+                table.setdefault(str(spelling).strip().lower(), name)
+    return table
+
+
+def canonical_place(text: str | None) -> str | None:
+    """'东莞', 'dongguan', 'Dongguan 市' -> 'Dongguan'; None when unknown."""
+    if not text:
+        return None
+    cleaned = text.strip().lower()
+    table = _lookup()
+    if cleaned in table:
+        return table[cleaned]
+    for spelling, name in table.items():  # "in Dongguan please", "我在东莞"
+        if len(spelling) >= 2 and spelling in cleaned:
+            return name
+    return None
+
+
+def region_of(place: str) -> str:
+    data = places()
+    name = canonical_place(place) or place
+    if name in data["regions"]:
+        return name
+    city = data["cities"].get(name)
+    return city["region"] if city else name
+
+
+def cities_in(place: str) -> list[str]:
+    """The cities a place stands for: a city itself, or every city of a region."""
+    data = places()
+    name = canonical_place(place) or place
+    if name in data["cities"]:
+        cities = [name]
+        # Shanghai and Chongqing are both a city and a region
+        return cities
+    return [city for city, info in data["cities"].items() if info["region"] == name] or [name]
+
+
+def place_name(name: str, lang: str | None) -> str:
+    data = places()
+    info = data["cities"].get(name) or data["regions"].get(name)
+    if info and normalise(lang) == "zh":
+        return str(info["zh"])
+    return name
+
+
+# --- showing dates ---------------------------------------------------------------------------
+
+
+def local(when: dt.datetime, timezone: str) -> dt.datetime:
+    return when.astimezone(ZoneInfo(timezone))
+
+
+def format_date(when: dt.datetime, timezone: str, lang: str | None) -> str:
+    """'12 Jan 2027 (Tue)' / '2027年1月12日（周二）', in the session's local time."""
+    day = local(when, timezone)
+    months = t("booking_month_names", lang).split(",")
+    weekdays = t("booking_weekday_names", lang).split(",")
+    return t("booking_date_format", lang, day=day.day, month=months[day.month - 1],
+             month_number=day.month, year=day.year, weekday=weekdays[day.weekday()])
+
+
+def format_time(when: dt.datetime, timezone: str) -> str:
+    return local(when, timezone).strftime("%H:%M")
+
+
+def module_title(module: int, lang: str | None) -> str:
+    return t(f"booking_module_{module}", lang)
+
+
+def offer_line(offer: Offer, lang: str | None) -> str:
+    """One line for a date button: '12 Jan 2027 (Tue), Dongguan, 3 seats left'."""
+    date = format_date(offer.starts_at, offer.timezone, lang)
+    place = place_name(offer.place, lang)
+    if offer.kind == "consultation":
+        return t("booking_slot_line", lang, date=date,
+                 time=format_time(offer.starts_at, offer.timezone), place=place)
+    key = "booking_session_line_one" if offer.seats_left == 1 else "booking_session_line"
+    if offer.seats_left == 0:
+        key = "booking_session_line_full"
+    return t(key, lang, date=date, place=place, seats=offer.seats_left)
+
+
+def offer_values(offer: Offer, lang: str | None) -> dict[str, Any]:
+    """Placeholders describing an offer, localised: for summaries and notifications."""
+    return {
+        "module": module_title(offer.module, lang),
+        "date": format_date(offer.starts_at, offer.timezone, lang),
+        "time": format_time(offer.starts_at, offer.timezone),
+        "end_date": format_date(offer.ends_at, offer.timezone, lang),
+        "end_time": format_time(offer.ends_at, offer.timezone),
+        "place": place_name(offer.place, lang),
+        "detail": offer.detail,
+    }
+
+
+def notification_payload(text_key: str, lang: str | None, offer: Offer, *, reference: str,
+                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Notification payload (format: store/notifications.py) about a booked offer."""
+    lang = normalise(lang)
+    values = {**offer_values(offer, lang), "reference": reference, **(extra or {})}
+    return {
+        "text_key": text_key,
+        "language": lang,
+        "values": values,
+        "buttons": [{"title": t("booking_button_my_bookings", lang), "payload": "/my_bookings"}],
+        "booking_reference": reference,
+    }
+
+
+# --- CSV import ------------------------------------------------------------------------------
+
+SESSION_COLUMNS = ("code", "module", "city", "venue", "start_date", "start_time", "end_date",
+                   "end_time", "timezone", "capacity")
+SLOT_COLUMNS = ("code", "module", "region", "expert", "date", "start_time", "end_time",
+                "timezone")
+MAX_CAPACITY = 100
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_MARKUP = re.compile(r"[<>]|&[#a-zA-Z0-9]+;")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass
+class RowError:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class _RowChecker:
+    """Collects the reasons one row is bad; each parse returns None when the field is bad."""
+
+    def __init__(self, row: dict[str, str]) -> None:
+        self.row = row
+        self.reasons: list[str] = []
+
+    def text(self, column: str, max_length: int) -> str | None:
+        value = (self.row.get(column) or "").strip()
+        if not value:
+            self.reasons.append(f"{column} is empty")
+            return None
+        if len(value) > max_length:
+            self.reasons.append(f"{column} is longer than {max_length} characters")
+            return None
+        if _MARKUP.search(value) or _CONTROL.search(value):
+            self.reasons.append(f"{column} contains markup or control characters")
+            return None
+        return value
+
+    def code(self) -> str | None:
+        value = self.text("code", 32)
+        if value is not None and not _CODE.match(value):
+            self.reasons.append(f"code {value!r} may only use letters, digits, - and _")
+            return None
+        return value
+
+    def module(self) -> int | None:
+        value = self.text("module", 3)
+        if value is None:
+            return None
+        if not value.isdigit() or int(value) not in MODULES:
+            self.reasons.append(f"unknown module {value!r} (1 to 5)")
+            return None
+        return int(value)
+
+    def place(self, column: str, section: str) -> str | None:
+        value = self.text(column, 64)
+        if value is None:
+            return None
+        name = canonical_place(value)
+        if name is None or name not in places()[section]:
+            self.reasons.append(
+                f"unknown {column} {value!r} (add it to data/schedule/places.yml first)")
+            return None
+        return name
+
+    def zone(self) -> ZoneInfo | None:
+        value = self.text("timezone", 64)
+        if value is None:
+            return None
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.reasons.append(f"unknown time zone {value!r} (use a name like Asia/Shanghai)")
+            return None
+
+    def date(self, column: str) -> dt.date | None:
+        value = self.text(column, 10)
+        if value is None:
+            return None
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                raise ValueError
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.reasons.append(f"bad date {value!r} in {column} (use YYYY-MM-DD)")
+            return None
+
+    def time(self, column: str) -> dt.time | None:
+        value = self.text(column, 5)
+        if value is None:
+            return None
+        try:
+            if not re.fullmatch(r"\d{1,2}:\d{2}", value):
+                raise ValueError
+            hour, minute = (int(part) for part in value.split(":"))
+            return dt.time(hour, minute)
+        except ValueError:
+            self.reasons.append(f"bad time {value!r} in {column} (use HH:MM)")
+            return None
+
+    def capacity(self) -> int | None:
+        value = self.text("capacity", 6)
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.reasons.append(f"capacity {value!r} is not a whole number")
+            return None
+        if not 1 <= number <= MAX_CAPACITY:
+            self.reasons.append(f"capacity {number} is out of range (1 to {MAX_CAPACITY})")
+            return None
+        return number
+
+
+def _utc(day: dt.date | None, time: dt.time | None, zone: ZoneInfo | None) -> dt.datetime | None:
+    if day is None or time is None or zone is None:
+        return None
+    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.timezone.utc)
+
+
+def _read(text: str, columns: tuple[str, ...]) -> tuple[list[tuple[int, dict[str, str]]], list[RowError]]:
+    """Rows with their line numbers, or the header's errors."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = [name.strip().lower() for name in next(reader)]
+    except StopIteration:
+        return [], [RowError(1, "the file is empty")]
+    errors = []
+    missing = [c for c in columns if c not in header]
+    if missing:
+        errors.append(RowError(1, f"missing column(s): {', '.join(missing)}"))
+    unknown = [c for c in header if c not in columns]
+    if unknown:
+        errors.append(RowError(1, f"unknown column(s): {', '.join(unknown)}"))
+    if len(set(header)) != len(header):
+        errors.append(RowError(1, "a column name appears twice"))
+    if errors:
+        return [], errors
+    rows = []
+    line = reader.line_num
+    for values in reader:
+        start, line = line + 1, reader.line_num
+        if not any(v.strip() for v in values):
+            continue  # blank line
+        if len(values) != len(header):
+            errors.append(RowError(start, f"expected {len(header)} values, found {len(values)}"))
+            continue
+        rows.append((start, dict(zip(header, values))))
+    if not rows and not errors:
+        errors.append(RowError(1, "no rows"))
+    return rows, errors
+
+
+def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[list[ClassroomSession], list[RowError]]:  # type: ignore[assignment]
+    rows, errors = _read(text, SESSION_COLUMNS)
+    sessions: list[ClassroomSession] = []
+    codes: dict[str, int] = {}
+    seen: dict[tuple[Any, ...], int] = {}
+    for line, row in rows:
+        check = _RowChecker(row)
+        code, module = check.code(), check.module()
+        city, venue = check.place("city", "cities"), check.text("venue", 200)
+        zone = check.zone()
+        starts_at = _utc(check.date("start_date"), check.time("start_time"), zone)
+        ends_at = _utc(check.date("end_date"), check.time("end_time"), zone)
+        capacity = check.capacity()
+        if starts_at and ends_at and ends_at <= starts_at:
+            check.reasons.append("the session ends before it starts")
+        if code is not None:
+            if code.upper() in codes:
+                check.reasons.append(f"duplicate code {code} (first on line {codes[code.upper()]})")
+            elif code in existing_codes:
+                check.reasons.append(f"code {code} already exists in the schedule")
+            codes.setdefault(code.upper(), line)
+        identity = (module, city, venue, starts_at)
+        if None not in identity:
+            if identity in seen:
+                check.reasons.append(f"the same session as line {seen[identity]}")
+            seen.setdefault(identity, line)
+        if check.reasons:
+            errors.append(RowError(line, "; ".join(check.reasons)))
+            continue
+        assert code and module and city and venue and starts_at and ends_at and zone and capacity
+        sessions.append(ClassroomSession(
+            code=code, module=module, city=city, venue=venue, starts_at=starts_at,
+            ends_at=ends_at, timezone=zone.key, capacity=capacity, seats_taken=0, status="open",
+        ))
+    return sessions, sorted(errors, key=lambda e: e.line)
+
+
+def check_slots(text: str, existing_codes: set[str] = frozenset()) -> tuple[list[ConsultationSlot], list[RowError]]:  # type: ignore[assignment]
+    rows, errors = _read(text, SLOT_COLUMNS)
+    slots: list[ConsultationSlot] = []
+    codes: dict[str, int] = {}
+    seen: dict[tuple[Any, ...], int] = {}
+    for line, row in rows:
+        check = _RowChecker(row)
+        code, module = check.code(), check.module()
+        region, expert = check.place("region", "regions"), check.text("expert", 200)
+        zone = check.zone()
+        day = check.date("date")
+        starts_at = _utc(day, check.time("start_time"), zone)
+        ends_at = _utc(day, check.time("end_time"), zone)
+        if starts_at and ends_at and ends_at <= starts_at:
+            check.reasons.append("the slot ends before it starts")
+        if code is not None:
+            if code.upper() in codes:
+                check.reasons.append(f"duplicate code {code} (first on line {codes[code.upper()]})")
+            elif code in existing_codes:
+                check.reasons.append(f"code {code} already exists in the schedule")
+            codes.setdefault(code.upper(), line)
+        identity = (expert, starts_at)
+        if None not in identity:
+            if identity in seen:
+                check.reasons.append(f"{expert} already has a slot at this time (line {seen[identity]})")
+            seen.setdefault(identity, line)
+        if check.reasons:
+            errors.append(RowError(line, "; ".join(check.reasons)))
+            continue
+        assert code and module and region and expert and starts_at and ends_at and zone
+        slots.append(ConsultationSlot(
+            code=code, module=module, region=region, expert=expert, starts_at=starts_at,
+            ends_at=ends_at, timezone=zone.key, booked=False, status="open",
+        ))
+    return slots, sorted(errors, key=lambda e: e.line)
+
+
+def _decode(data: bytes) -> str | RowError:
+    try:
+        return data.decode("utf-8-sig")  # Excel writes a BOM
+    except UnicodeDecodeError as exc:
+        return RowError(1, f"the file is not UTF-8 ({exc.reason}); save it as CSV UTF-8")
+
+
+def import_sessions(db: Database, data: bytes | str) -> ImportReport:
+    """Import classroom sessions; all or nothing."""
+    text = data if isinstance(data, str) else _decode(data)
+    if isinstance(text, RowError):
+        return ImportReport(errors=[text])
+    with db.session() as session:
+        existing = set(session.scalars(select(ClassroomSession.code)))
+        rows, errors = check_sessions(text, existing)
+        if errors:
+            return ImportReport(errors=errors)
+        session.add_all(rows)
+        return ImportReport(imported=len(rows))
+
+
+def import_slots(db: Database, data: bytes | str) -> ImportReport:
+    """Import consultation slots; all or nothing."""
+    text = data if isinstance(data, str) else _decode(data)
+    if isinstance(text, RowError):
+        return ImportReport(errors=[text])
+    with db.session() as session:
+        existing = set(session.scalars(select(ConsultationSlot.code)))
+        rows, errors = check_slots(text, existing)
+        if errors:
+            return ImportReport(errors=errors)
+        session.add_all(rows)
+        return ImportReport(imported=len(rows))
+
+
+def load_sample_if_empty(db: Database) -> tuple[int, int]:
+    """Load data/schedule/*.csv when the store has no sessions (resp. slots), so a local
+    chat has something to book. Returns (sessions, slots) imported."""
+    with db.session() as session:
+        has_sessions = session.scalar(select(func.count(ClassroomSession.id))) or 0
+        has_slots = session.scalar(select(func.count(ConsultationSlot.id))) or 0
+    sessions = slots = 0
+    if not has_sessions:
+        report = import_sessions(db, SAMPLE_SESSIONS.read_bytes())
+        if not report.ok:
+            raise ValueError("sample sessions are invalid: " + "; ".join(map(str, report.errors)))
+        sessions = report.imported
+    if not has_slots:
+        report = import_slots(db, SAMPLE_SLOTS.read_bytes())
+        if not report.ok:
+            raise ValueError("sample slots are invalid: " + "; ".join(map(str, report.errors)))
+        slots = report.imported
+    return sessions, slots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m store.schedule", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["import-sessions", "import-slots", "load-sample"])
+    parser.add_argument("file", nargs="?", type=Path)
+    parser.add_argument("--database-url", default=None, help="default: DATABASE_URL or ./var")
+    args = parser.parse_args(argv)
+    db = Database(args.database_url)
+    db.create_all()
+    if args.command == "load-sample":
+        sessions, slots = load_sample_if_empty(db)
+        print(f"loaded {sessions} sessions and {slots} slots")
+        return 0
+    if args.file is None:
+        parser.error("FILE is required")
+    importer = import_sessions if args.command == "import-sessions" else import_slots
+    report = importer(db, args.file.read_bytes())
+    if not report.ok:
+        print(f"{args.file}: not imported, {len(report.errors)} problem(s):", file=sys.stderr)
+        for error in report.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: imported {report.imported} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
