@@ -1,0 +1,64 @@
+"""What the assistant says when it did not understand (nlu_fallback) or the question is not
+about SCORE (out_of_scope).
+
+First miss: ask to rephrase and suggest topics as buttons. Second miss in a row (or more):
+offer a person (button /request_human, owned by the handoff capability) and the published
+contact. Misses are counted from the tracker's user events, so nothing extra is stored.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import DomainDict, language_of
+from actions.knowledge import back_to_form, human_button, source_line, suggestion_buttons
+from actions.knowledge import CONTACT_SOURCE
+from i18n import t
+
+MISS_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
+# A new session or a restart starts the count again.
+RESET_EVENTS = frozenset({"session_started", "restart"})
+
+
+def is_miss(intent: str | None) -> bool:
+    # No intent at all (empty text, emoji only) is a miss too.
+    return not intent or intent in MISS_INTENTS
+
+
+def consecutive_misses(events: Iterable[dict[str, Any]]) -> int:
+    """How many of the latest user messages, counted back from the newest, were misses."""
+    count = 0
+    for event in reversed(list(events)):
+        kind = event.get("event")
+        if kind in RESET_EVENTS:
+            break
+        if kind != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if not is_miss(intent):
+            break
+        count += 1
+    return count
+
+
+class ActionFallback(Action):
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        lang = language_of(tracker)
+        misses = max(1, consecutive_misses(tracker.events))
+        if misses >= 2:
+            text = t("fallback_offer_human", lang, contact=t("contact_short", lang))
+            text = f"{text}\n\n{source_line([CONTACT_SOURCE], lang)}"
+            dispatcher.utter_message(text=text, buttons=[human_button(lang)])
+        else:
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            key = "out_of_scope_rephrase" if intent == "out_of_scope" else "fallback_rephrase"
+            dispatcher.utter_message(text=t(key, lang), buttons=suggestion_buttons(lang))
+        return back_to_form(tracker)
