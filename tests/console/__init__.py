@@ -1,0 +1,1 @@
+"""Helpers shared by the console tests (tests/test_console_*.py)."""
