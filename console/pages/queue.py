@@ -50,7 +50,7 @@ def _handoff_action(ctx: Ctx, action: str) -> Response:
                 message = "Tags saved."
             user_id = handoff.user_id if handoff else None
         ctx.flash(message, "ok")
-    except HandoffError as error:
+    except handoffs.HandoffError as error:
         ctx.flash(str(error), "error")
         with ctx.db.session() as s:
             found = s.get(Handoff, handoff_id)
@@ -81,7 +81,7 @@ def reply(ctx: Ctx) -> Response:
         with ctx.db.session() as s:
             handoffs.reply(s, user_id, ctx.staff.username, ctx.form.get("text", ""))
         ctx.flash("Reply queued: the gateway sends it to the user.", "ok")
-    except HandoffError as error:
+    except handoffs.HandoffError as error:
         ctx.flash(str(error), "error")
     return ctx.redirect(f"/conversations/{user_id}#reply")
 
