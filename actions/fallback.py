@@ -56,7 +56,7 @@ class ActionFallback(Action):
         if misses >= 2:
             text = t("fallback_offer_human", lang, contact=t("contact_short", lang))
             text = f"{text}\n\n{source_line([CONTACT_SOURCE], lang)}"
-            dispatcher.utter_message(text=text, buttons=[human_button(lang)])
+            dispatcher.utter_message(text=text, buttons=[human_button(lang, "misunderstood")])
         else:
             intent = (tracker.latest_message.get("intent") or {}).get("name")
             key = "out_of_scope_rephrase" if intent == "out_of_scope" else "fallback_rephrase"

@@ -21,8 +21,9 @@ from i18n import t
 
 KNOWLEDGE_FILE = Path(__file__).resolve().parent.parent / "data" / "knowledge.yml"
 INTENT_PREFIX = "faq_"
-# The handoff capability owns this intent (and action_handoff); we only offer the button.
-REQUEST_HUMAN_PAYLOAD = "/request_human"
+# The handoff capability owns this intent (and action_handoff); we only offer the button. Its
+# reason entity tells staff why the person was offered (see actions/handoff.py).
+REQUEST_HUMAN_INTENT = "/request_human"
 # The source of the published contact that staff offers add to a reply.
 CONTACT_SOURCE = "PR2014"
 
@@ -58,8 +59,9 @@ def source_line(tags: list[str], lang: str) -> str:
     return t("source_line", lang, sources="; ".join(names[tag] for tag in unique))
 
 
-def human_button(lang: str) -> Button:
-    return {"title": t("button_request_human", lang), "payload": REQUEST_HUMAN_PAYLOAD}
+def human_button(lang: str, reason: str) -> Button:
+    payload = f'{REQUEST_HUMAN_INTENT}{{"reason":"{reason}"}}'
+    return {"title": t("button_request_human", lang), "payload": payload}
 
 
 def topic_button(topic: str, lang: str) -> Button:
@@ -81,7 +83,7 @@ def reply(topic: str, lang: str) -> Reply:
         # We never guess a missing fact: we point to people who know it.
         parts.append(t("staff_offer", lang, contact=t("contact_short", lang)))
         tags.append(CONTACT_SOURCE)
-        buttons.append(human_button(lang))
+        buttons.append(human_button(lang, "unknown_fact" if entry.get("unknown") else "asked"))
     parts.append(source_line(tags, lang))
     return Reply("\n\n".join(parts), buttons)
 
