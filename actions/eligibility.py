@@ -168,9 +168,10 @@ def read_turn(text: str, intent: str, requested: str | None, slots: dict[str, An
 
     # Free answers nobody can list in advance: an unknown sector or place is kept in the
     # user's words, and staff confirm (borderline), rather than asked again.
-    if not updates and requested == "sector" and not intent.startswith("faq_"):
+    free_answer = not updates and not intent.startswith("faq_") and intent not in ("affirm", "deny")
+    if free_answer and requested == "sector":
         updates.update(sector="other", sector_kind=text.strip()[:100])
-    if not updates and requested == "location" and not intent.startswith("faq_"):
+    if free_answer and requested == "location":
         updates.update(location=text.strip()[:64], factory_country=None, factory_province=None, factory_city=None)
 
     if answering and requested not in updates:
@@ -325,6 +326,11 @@ class ValidateEligibilityForm(FormValidationAction):
         # must read the message against the slots as they were before this turn.
         setattr(tracker, "_eligibility_turn", turn)
         events = await super().run(dispatcher, tracker, domain)
+        if activating:
+            # Rasa passes the stale values in as pre-filled candidates; the SDK would set
+            # them again after the resets.
+            dropped = {k for k in stale if k not in turn}
+            events = [e for e in events if not (e.get("event") == "slot" and e.get("name") in dropped)]
         # The SDK drops slots outside required_slots; keep the helper slots extract_ set.
         named = {e.get("name") for e in events}
         extra = [SlotSet(k, v) for k, v in turn.items() if k in HELPER_SLOTS and k not in named]
