@@ -146,7 +146,7 @@ def prepare_store(settings: StackSettings) -> None:
     env = app_env(settings)
     subprocess.run([str(APP_PYTHON), "-m", "store.migrate"], cwd=ROOT, env=env, check=True)
     sample = subprocess.run(
-        [str(APP_PYTHON), "-m", "store.schedule", "load-sample-if-empty"], cwd=ROOT, env=env
+        [str(APP_PYTHON), "-m", "store.schedule", "load-sample"], cwd=ROOT, env=env
     )
     if sample.returncode != 0:
         raise StackError("loading the sample schedule failed")

@@ -1,0 +1,109 @@
+"""End-to-end fixtures: a real Rasa server and a real action server (started once per test
+session), and the real gateway Application talking to a fake Bot API on loopback."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import build_application
+from bot.settings import BotSettings
+from stack import processes
+from stack.settings import MODEL_PATH, StackSettings
+from stack.train import is_current, train
+from store.db import Database
+from tests.fakes.bot_api import TOKEN, FakeBotApi, free_port
+
+STAFF_CHAT_ID = -100500
+STAFF_USER_ID = 900001
+
+
+@dataclasses.dataclass
+class RunningStack:
+    settings: StackSettings
+    db: Database
+
+    @property
+    def rasa_url(self) -> str:
+        return self.settings.rasa_url
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[RunningStack]:
+    # The test command trains first; this covers a bare `pytest` run. While editing training
+    # data, SCORE_ALLOW_STALE_MODEL=1 reuses the last model instead of retraining.
+    if not MODEL_PATH.exists() or (not is_current(MODEL_PATH) and os.environ.get("SCORE_ALLOW_STALE_MODEL") != "1"):
+        train(MODEL_PATH)
+    data_dir: Path = tmp_path_factory.mktemp("stack")
+    database_url = f"sqlite:///{data_dir / 'assistant.db'}"
+    settings = StackSettings(
+        data_dir=data_dir,
+        rasa_port=free_port(),
+        action_port=free_port(),
+        rasa_token="e2e-token",
+        database_url=database_url,
+        tracker_store_url="",
+        lock_store_url="",
+    )
+    saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "DATA_DIR")}
+    os.environ["DATABASE_URL"] = database_url  # for code in this process that uses get_database()
+    os.environ["DATA_DIR"] = str(data_dir)
+    processes.prepare_store(settings)
+    servers = [processes.start_action_server(settings), processes.start_rasa_server(settings)]
+    try:
+        processes.wait_until_up(servers[0], f"http://127.0.0.1:{settings.action_port}/health", 60)
+        processes.wait_until_up(servers[1], f"{settings.rasa_url}/status?token={settings.rasa_token}", 300)
+        db = Database(database_url)
+        yield RunningStack(settings, db)
+        db.dispose()
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclasses.dataclass
+class Gateway:
+    api: FakeBotApi
+    application: object
+    db: Database
+
+    def new_user(self) -> int:
+        return random.randint(10_000_000, 99_999_999)
+
+
+@pytest.fixture
+async def gateway(stack: RunningStack) -> AsyncIterator[Gateway]:
+    api = FakeBotApi()
+    await api.start()
+    settings = BotSettings(
+        token=TOKEN,
+        base_url=api.base_url,
+        base_file_url=api.base_url,
+        rasa_url=stack.rasa_url,
+        rasa_token=stack.settings.rasa_token,
+        staff_chat_id=STAFF_CHAT_ID,
+        staff_user_ids=frozenset({STAFF_USER_ID}),
+        notification_interval=0.5,
+    )
+    application = build_application(settings, stack.db)
+    await application.initialize()
+    await application.post_init(application)
+    await application.start()
+    await application.updater.start_polling(poll_interval=0.0, timeout=1)
+    try:
+        yield Gateway(api, application, stack.db)
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+        await application.post_shutdown(application)
+        await api.stop()

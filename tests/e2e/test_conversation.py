@@ -1,0 +1,62 @@
+"""Through the gateway's own code to a real Rasa server and action server, and into the store."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from store.models import TranscriptLine, User
+
+MODULES = ["Workplace Cooperation", "Quality Management", "Clean Production",
+           "Human Resource Management", "Occupational Safety and Health"]
+
+
+async def test_modules_question_lists_all_five_and_is_transcribed(gateway):
+    user = gateway.new_user()
+    gateway.api.push_text(user, "what modules are there")
+    await gateway.api.wait_for(lambda: any("Source" in t for t in gateway.api.texts(user)), 30)
+    answer = "\n".join(gateway.api.texts(user))
+    for module in MODULES:
+        assert module in answer
+    assert any(c.method == "sendChatAction" for c in gateway.api.calls)
+
+    with gateway.db.session() as session:
+        row = session.scalars(select(User).where(User.sender_id == f"tg-{user}")).one()
+        lines = session.scalars(select(TranscriptLine).where(TranscriptLine.user_id == row.id)
+                                .order_by(TranscriptLine.id)).all()
+        assert [(l.direction, l.language) for l in lines][:2] == [("in", "en"), ("out", "en")]
+        assert {l.direction for l in lines[1:]} == {"out"}
+        assert lines[0].text == "what modules are there"
+        assert "Workplace Cooperation" in " ".join(l.text for l in lines[1:])
+
+
+async def test_chinese_question_gets_chinese_answer(gateway):
+    user = gateway.new_user()
+    gateway.api.push_text(user, "SCORE培训有哪些模块？", language_code="zh-hans")
+    await gateway.api.wait_for(lambda: any("来源" in t for t in gateway.api.texts(user)), 30)
+    assert "工作场所合作" in "\n".join(gateway.api.texts(user))
+
+
+async def test_start_language_button_switches_to_chinese(gateway):
+    user = gateway.new_user()
+    gateway.api.push_text(user, "/start")
+    await gateway.api.wait_sent(user, 1)
+    welcome = gateway.api.sent_message(user, 0)
+    assert "SCORE" in welcome["text"]
+    gateway.api.press(user, welcome, "中文")
+    await gateway.api.wait_sent(user, 2)
+    assert gateway.api.sent(method="answerCallbackQuery")
+    assert gateway.api.sent(method="editMessageReplyMarkup")  # old keyboard removed
+    gateway.api.push_text(user, "what modules are there")  # English text, but language was chosen...
+    texts = await gateway.api.wait_sent(user, 3, timeout=30)
+    # ...a clearly English message switches back: the user's language follows what they write.
+    assert "Workplace Cooperation" in texts[2]
+
+
+async def test_duplicate_delivery_is_answered_once(gateway):
+    user = gateway.new_user()
+    update_id = gateway.api.push_text(user, "what is the training format")
+    await gateway.api.wait_sent(user, 1, timeout=30)
+    gateway.api.repeat(update_id)
+    gateway.api.push_text(user, "thanks")
+    await gateway.api.wait_sent(user, 2, timeout=30)
+    texts = gateway.api.texts(user)
+    assert len(texts) == 2, texts
