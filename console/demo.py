@@ -101,6 +101,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
             when = first
             for text, intent, conf in rng.sample(QUESTIONS[lang], k=rng.randint(3, 5)):
                 when += dt.timedelta(minutes=rng.randint(1, 40), hours=rng.choice((0, 0, 0, 20)))
+                when = min(when, now - dt.timedelta(hours=2))  # never in the future
                 s.add(TranscriptLine(user_id=user.id, chat_id=user.chat_id, direction="in",
                                      language=lang, text=text, intent=intent, confidence=conf,
                                      created_at=when))
@@ -169,7 +170,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
         ids["handoff"] = handoff.id
         # Handoffs of the other users, in every state, for the queue and the dashboard.
         for k in range(1, 8):
-            status = ("waiting", "claimed", "resolved", "resolved", "resolved", "claimed",
+            status = ("waiting", "claimed", "resolved", "waiting", "resolved", "claimed",
                       "resolved")[k - 1]
             created = now - dt.timedelta(days=k * 3 % 26, hours=k * 5 % 23, minutes=7 * k)
             claimed_after = dt.timedelta(minutes=(3, 12, 25, 70, 8, 150, 40)[k - 1])

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -49,16 +50,21 @@ def test_filters_narrow_the_list(demo):
     assert len(everyone) == 9
     zh = names_in(client.get("/conversations?language=zh").text)
     assert zh == {"Wang Lei", "李娜", "张伟", "刘洋"}
-    assert names_in(client.get("/conversations?status=waiting").text) == {"Chen Jing", "Sarah Chen"}
+    assert names_in(client.get("/conversations?status=waiting").text) == {"Chen Jing", "Sarah Chen", "张伟"}
     assert "Chen Jing" not in names_in(client.get("/conversations?status=resolved").text)
     assert names_in(client.get("/conversations?status=none").text) == {"Wang Lei"}
     eligible = names_in(client.get("/conversations?outcome=eligible").text)
     assert eligible == {"Wang Lei", "李娜", "张伟", "Priya Nair"}
     assert names_in(client.get("/conversations?module=1").text) == {"Wang Lei", "张伟"}
     assert names_in(client.get("/conversations?module=1&language=en").text) == set()
-    today = dt.date.today().isoformat()
-    recent = names_in(client.get(f"/conversations?from={today}").text)
-    assert "Chen Jing" in recent and recent < everyone
+    # Days are the console's (Asia/Shanghai) days.
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    midnight = dt.datetime.combine(today, dt.time(), tzinfo=ZoneInfo("Asia/Shanghai"))
+    with db.session() as s:
+        expected = set(s.scalars(select(User.display_name).join(TranscriptLine).where(
+            TranscriptLine.created_at >= midnight)))
+    recent = names_in(client.get(f"/conversations?from={today.isoformat()}").text)
+    assert "Chen Jing" in recent and recent == expected
     assert names_in(client.get("/conversations?to=2000-01-01").text) == set()
 
 

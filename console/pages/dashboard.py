@@ -7,6 +7,8 @@ from console import charts, dashboard
 from console.web import Ctx, int_param
 
 RANGES = (7, 30, 90)
+# viewBox widths close to the panels' size on a laptop screen, so text stays about 11-12 px.
+WIDE, HALF = 1180, 560
 
 
 def show(ctx: Ctx) -> Response:
@@ -20,14 +22,17 @@ def show(ctx: Ctx) -> Response:
             labels,
             [charts.Series("Conversations", d.conversations_per_day),
              charts.Series("Enquiries", d.enquiries_per_day)],
-            title="Conversations and enquiries per day",
+            title="Conversations and enquiries per day", width=WIDE, height=260,
         ),
-        "funnel": charts.hbars(d.funnel, title="Booking funnel", note=d.funnel_notes()),
+        "funnel": charts.hbars(d.funnel, title="Booking funnel", note=d.funnel_notes(),
+                              width=HALF, label_width=170),
         "handoffs": charts.columns(
-            labels, [charts.Series("Handoffs", d.handoffs_per_day)], title="Handoffs per day"
+            labels, [charts.Series("Handoffs", d.handoffs_per_day)], title="Handoffs per day",
+            width=HALF, height=220,
         ),
-        "claim": charts.hbars(d.claim_buckets, title="Time to claim", label_width=120),
-        "topics": charts.hbars(d.topics, title="Top topics"),
+        "claim": charts.hbars(d.claim_buckets, title="Time to claim", width=HALF,
+                              label_width=100),
+        "topics": charts.hbars(d.topics, title="Top topics", width=HALF, label_width=170),
     }
     return ctx.render(
         "dashboard.html", {"d": d, "figures": figures, "days": days, "ranges": RANGES}
