@@ -130,7 +130,21 @@ def build_application(settings: BotSettings, db=None) -> Application:
     return application
 
 
+async def check_token(settings: BotSettings) -> None:
+    """Fail once, clearly, on a wrong token (PTB would log a traceback from its retry loop)."""
+    from telegram import Bot
+
+    bot = Bot(settings.token, base_url=settings.base_url)
+    try:
+        await bot.get_me()
+    except InvalidToken:
+        raise SystemExit("error: Telegram rejected TELEGRAM_BOT_TOKEN (check the token from @BotFather)")
+    except TelegramError as error:
+        raise SystemExit(f"error: cannot reach the Telegram Bot API at {settings.base_url}: {error}")
+
+
 def run_telegram(settings: BotSettings) -> None:
+    asyncio.run(check_token(settings))
     application = build_application(settings)
     try:
         if settings.mode == "webhook":
