@@ -273,8 +273,8 @@ def _load_staff(db: Database, uid: Any) -> Staff | None:
         row = s.get(StaffUser, int(uid)) if str(uid).isdigit() else None
         if row is None:
             return None
-        if row.locked_until is not None and row.locked_until > utcnow():
-            return None  # a lockout also ends sessions already open
+        # A lockout does not end sessions already open: otherwise anyone could log staff out
+        # by typing wrong passwords for their name.
         return Staff(id=row.id, username=row.username, role=row.role)
 
 
