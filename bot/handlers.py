@@ -265,6 +265,7 @@ def _save_phone(db, user_id: int, phone: str) -> None:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error; tell the user something went wrong instead of going silent."""
     logger.error("error while handling an update", exc_info=context.error)
+    context.application.bot_data["errors"] = context.application.bot_data.get("errors", 0) + 1
     if isinstance(update, Update) and update.effective_chat:
         lang = i18n.normalise(update.effective_user.language_code if update.effective_user else None)
         try:

@@ -93,6 +93,8 @@ async def gateway(stack: RunningStack) -> AsyncIterator[Gateway]:
         staff_chat_id=STAFF_CHAT_ID,
         staff_user_ids=frozenset({STAFF_USER_ID}),
         notification_interval=0.5,
+        chat_rate=5,
+        chat_rate_window=1.0,
     )
     application = build_application(settings, stack.db)
     await application.initialize()
