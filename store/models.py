@@ -359,3 +359,21 @@ class NluLabel(Base):
     intent: Mapped[str] = mapped_column(String(96))  # an existing intent, or new:<name>
     labelled_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# console
+
+
+class ConsoleSession(Base):
+    """A staff member's console login. The cookie carries a random token and the store its
+    hash, so that logging out really ends the session (a signed cookie alone would stay
+    valid until it expires)."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    staff_user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
