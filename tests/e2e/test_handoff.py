@@ -1,0 +1,72 @@
+"""Handoff end to end: trigger → staff group alerted → claim → staff reply reaches the user →
+resume → the bot answers again. Only configured staff accounts can claim, reply or resume."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+import i18n
+from store.models import Handoff, TranscriptLine, User
+from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_USER_ID
+
+OUTSIDER = 123_456
+
+
+async def test_handoff_round_trip(gateway):
+    api, user = gateway.api, gateway.new_user()
+    api.push_text(user, "what modules are there")
+    await api.wait_for(lambda: any("Source" in t for t in api.texts(user)), 30)
+
+    api.push_text(user, "/human")
+    await api.wait_for(lambda: any(i18n.t("handoff_started", "en") in t for t in api.texts(user)), 30)
+    await api.wait_for(lambda: any(f"Handoff #" in t for t in api.texts(STAFF_CHAT_ID)), 10)
+    alert = api.last_with_buttons(STAFF_CHAT_ID)
+    assert "what modules are there" in alert["text"]  # staff see the last messages
+    assert "Reason: asked" in alert["text"] and "/handoffs/" in alert["text"]
+
+    # An outsider can't claim; staff can.
+    api.press(OUTSIDER, alert, "Claim")
+    await api.wait_for(lambda: any(c.get("show_alert") for c in api.sent(method="answerCallbackQuery")))
+    with gateway.db.session() as session:
+        handoff = session.scalars(select(Handoff).join(User).where(User.sender_id == f"tg-{user}")).one()
+        assert handoff.status == "waiting"
+    api.press(STAFF_USER_ID, alert, "Claim")
+    await api.wait_for(lambda: any("Claimed by" in c.get("text", "") for c in api.sent(method="editMessageText")))
+
+    # While paused, the user's messages go to staff, not to Rasa.
+    before = len(api.texts(user))
+    api.push_text(user, "how much does it cost?")
+    await api.wait_for(lambda: any("how much does it cost?" in t for t in api.texts(STAFF_CHAT_ID)))
+    assert len(api.texts(user)) == before
+
+    # An outsider's reply is refused and not relayed; a staff reply reaches the user.
+    api.push({"message": api.message(OUTSIDER, "I'm not staff", chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert)})
+    await api.wait_for(lambda: any(i18n.t("staff_not_allowed", "en") == t for t in api.texts(STAFF_CHAT_ID)))
+    api.push({"message": api.message(STAFF_USER_ID, "Hello! Fees depend on the module; I'll email you a quote.",
+                                     chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert, first_name="Wang")})
+    await api.wait_for(lambda: any("I'll email you a quote" in t for t in api.texts(user)))
+    assert not any("I'm not staff" in t for t in api.texts(user))
+
+    # Resume hands back to the bot, which tells the user and answers again.
+    api.push({"message": api.message(STAFF_USER_ID, "/resume", chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert)})
+    await api.wait_for(lambda: any(i18n.t("handoff_resumed", "en") == t for t in api.texts(user)))
+    count = len(api.texts(user))
+    api.push_text(user, "what is the training format?")
+    await api.wait_for(lambda: any("Source" in t for t in api.texts(user)[count:]), 30)
+
+    with gateway.db.session() as session:
+        row = session.scalars(select(User).where(User.sender_id == f"tg-{user}")).one()
+        assert row.paused is False
+        handoff = session.scalars(select(Handoff).where(Handoff.user_id == row.id)).one()
+        assert handoff.status == "resolved" and handoff.claimed_by is not None
+        directions = session.scalars(select(TranscriptLine.direction).where(TranscriptLine.user_id == row.id)
+                                     .order_by(TranscriptLine.id)).all()
+        assert "staff" in directions
+        texts = session.scalars(select(TranscriptLine.text).where(TranscriptLine.user_id == row.id)).all()
+        assert "how much does it cost?" in texts  # the paused message is in the transcript
+
+
+async def test_chinese_request_for_a_person(gateway):
+    api, user = gateway.api, gateway.new_user()
+    api.push_text(user, "我要转人工客服", language_code="zh-hans")
+    await api.wait_for(lambda: any(i18n.t("handoff_started", "zh") in t for t in api.texts(user)), 30)
+    await api.wait_for(lambda: any("Language: zh" in t for t in api.texts(STAFF_CHAT_ID)), 10)
