@@ -41,6 +41,3 @@ class BotSettings:
     notification_interval: float = field(
         default_factory=lambda: float(_env("NOTIFICATION_INTERVAL", "5"))
     )
-    office_hours: str = field(default_factory=lambda: _env("OFFICE_HOURS", "09:00-18:00"))
-    office_days: str = field(default_factory=lambda: _env("OFFICE_DAYS", "1-5"))  # Mon=1
-    office_timezone: str = field(default_factory=lambda: _env("OFFICE_TIMEZONE", "Asia/Shanghai"))
