@@ -218,7 +218,7 @@ class LoginGate:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
-        if not scope.get("session", {}).get("uid"):
+        if not scope.get("session", {}).get("sid"):
             if scope["method"] in ("GET", "HEAD"):
                 query = scope.get("query_string", b"").decode("latin-1")
                 response: Response = login_redirect(scope["path"], query)
@@ -268,9 +268,11 @@ class SecurityHeaders:
 Handler = Callable[[Ctx], Response]
 
 
-def _load_staff(db: Database, uid: Any) -> Staff | None:
+def _load_staff(db: Database, token: Any) -> Staff | None:
+    from console import sessions
+
     with db.session() as s:
-        row = s.get(StaffUser, int(uid)) if str(uid).isdigit() else None
+        row = sessions.staff_for(s, str(token))
         if row is None:
             return None
         # A lockout does not end sessions already open: otherwise anyone could log staff out
@@ -288,8 +290,8 @@ def page(handler: Handler, *, audit: str, admin: bool = False) -> Callable[[Requ
 
     async def endpoint(request: Request) -> Response:
         db: Database = request.app.state.db
-        uid = request.session.get("uid")
-        staff = await run_in_threadpool(_load_staff, db, uid) if uid else None
+        token = request.session.get("sid")
+        staff = await run_in_threadpool(_load_staff, db, token) if token else None
         if staff is None:
             request.session.clear()
             if request.method in ("GET", "HEAD"):

@@ -2,6 +2,7 @@
 lockout, argon2 hashes and cookie flags. Runs on SQLite and PostgreSQL (any_db)."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import re
@@ -14,7 +15,7 @@ from starlette.testclient import TestClient
 from console import passwords
 from console.app import SESSION_COOKIE, create_app
 from console.settings import Settings
-from store.models import AuditEntry, Handoff, StaffUser, TranscriptLine, User, utcnow
+from store.models import AuditEntry, ConsoleSession, Handoff, StaffUser, TranscriptLine, User, utcnow
 from tests.console.helpers import PASSWORD, add_staff, client_for, csrf_of, login, make_app
 
 PUBLIC = {("/login", "GET"), ("/login", "POST")}
@@ -255,11 +256,37 @@ def test_settings_from_environment(monkeypatch, caplog):
     assert settings.secure_cookies is False
 
 
-def test_logout_ends_the_session(sqlite_db):
-    client = client_for(sqlite_db, "anna")
+def test_logout_ends_the_session_even_for_a_copied_cookie(any_db):
+    client = client_for(any_db, "anna")
+    copied = client.cookies.get(SESSION_COOKIE)
     token = csrf_of(client, "/queue")
     assert client.post("/logout", data={"csrf_token": token}).status_code == 303
     assert client.get("/queue").status_code == 303
+    replay = TestClient(client.app, follow_redirects=False)
+    replay.cookies.set(SESSION_COOKIE, copied)
+    assert replay.get("/queue").status_code == 303
+    with any_db.session() as s:
+        assert s.scalar(select(ConsoleSession)) is None
+
+
+def test_sessions_expire(sqlite_db):
+    client = client_for(sqlite_db, "anna")
+    assert client.get("/queue").status_code == 200
+    with sqlite_db.session() as s:
+        row = s.scalar(select(ConsoleSession))
+        assert dt.timedelta(hours=7.9) < row.expires_at - utcnow() <= dt.timedelta(hours=8)
+        row.expires_at = utcnow() - dt.timedelta(seconds=1)
+    assert client.get("/queue").status_code == 303
+
+
+def test_the_cookie_holds_no_staff_data(sqlite_db):
+    client = client_for(sqlite_db, "anna", "admin")
+    payload = client.cookies.get(SESSION_COOKIE).split(".")[0]
+    decoded = base64.b64decode(payload + "==").decode()
+    assert "anna" not in decoded and "admin" not in decoded
+    with sqlite_db.session() as s:
+        stored = s.scalar(select(ConsoleSession.id))
+    assert stored not in decoded  # the store keeps only the token's hash
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])

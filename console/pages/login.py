@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console import passwords
+from console import passwords, sessions
 from console.settings import Settings
 from console.web import Ctx, csrf_failure, read_form, render, write_audit
 from store.db import Database
@@ -23,7 +23,7 @@ def safe_next(target: str | None) -> str:
 
 
 async def login_form(request: Request) -> Response:
-    if request.session.get("uid"):
+    if request.session.get("sid"):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     return render(
         request, "login.html", {"error": None, "next": request.query_params.get("next", ""),
@@ -41,7 +41,10 @@ def _attempt(db: Database, settings: Settings, username: str, password: str):
             lockout=dt.timedelta(minutes=settings.lockout_minutes),
         )
         user = result.user
-        return (user.id, user.username) if user else None, result
+        if user is None:
+            return None, result
+        token = sessions.start(s, user.id, dt.timedelta(hours=settings.session_hours))
+        return (token, user.username), result
 
 
 async def login(request: Request) -> Response:
@@ -59,14 +62,17 @@ async def login(request: Request) -> Response:
         await run_in_threadpool(write_audit, db, username or "?", action, None)
         context = {"error": result.error, "next": next_url, "username": username}
         return render(request, "login.html", context, staff=None, status_code=401)
-    uid, name = found
+    token, name = found
     # A fresh session (and CSRF token) at login: nothing from before carries over.
     request.session.clear()
-    request.session.update({"uid": uid, "csrf": secrets.token_urlsafe(32)})
+    request.session.update({"sid": token, "csrf": secrets.token_urlsafe(32)})
     await run_in_threadpool(write_audit, db, name, "login", None)
     return RedirectResponse(safe_next(next_url), status_code=303)
 
 
 def logout(ctx: Ctx) -> Response:
+    token = ctx.request.session.get("sid", "")
+    with ctx.db.session() as s:
+        sessions.end(s, token)
     ctx.request.session.clear()
     return ctx.redirect("/login")
