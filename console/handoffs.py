@@ -120,7 +120,9 @@ def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLi
             user_id=user.id,
             kind="staff_reply",
             dedupe_key=f"staff-reply-{line.id}-{uuid.uuid4().hex[:12]}",
-            payload={"text": text},
+            # transcript_line_id says the console already wrote the transcript line, so a
+            # gateway that records what it sends can skip it (no duplicate in the transcript).
+            payload={"text": text, "staff_name": staff, "transcript_line_id": line.id},
         )
     )
     return line

@@ -104,7 +104,8 @@ def test_reply_goes_to_transcript_and_gateway_and_claims(conv):
         sent = s.scalars(select(Notification).where(Notification.kind == "staff_reply")
                          .order_by(Notification.id)).all()
         assert [n.payload["text"] for n in sent] == ["培训费用请见附件 <b>ok</b>", "Second answer"]
-        assert all(n.user_id == user_id for n in sent)
+        assert all(n.user_id == user_id and n.payload["staff_name"] == "anna" for n in sent)
+        assert [n.payload["transcript_line_id"] for n in sent] == [l.id for l in lines]
         assert len({n.dedupe_key for n in sent}) == 2
         handoff = s.get(Handoff, handoff_id)
         assert handoff.status == "claimed" and handoff.claimed_by == "anna"
