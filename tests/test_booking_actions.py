@@ -1,0 +1,259 @@
+"""The booking conversation's actions, against a real (SQLite) store."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+import actions.booking as ab
+from store import booking as store
+from store.models import Enquiry, User
+from tests.test_booking_support import FUTURE, add_session, add_slot, confirmed_count, seats_taken
+
+SENDER = "tg-777"
+
+
+@pytest.fixture
+def db(sqlite_db, monkeypatch):
+    monkeypatch.setattr(ab, "database", lambda: sqlite_db)
+    return sqlite_db
+
+
+def tracker(intent: str = "", text: str = "", entities: dict[str, str] | None = None,
+            slots: dict[str, Any] | None = None, lang: str = "en", sender: str = SENDER) -> Tracker:
+    latest = {"intent": {"name": intent, "confidence": 0.95}, "text": text,
+              "entities": [{"entity": k, "value": v} for k, v in (entities or {}).items()],
+              "metadata": {"language": lang}}
+    return Tracker(sender, {"language": lang, **(slots or {})}, latest,
+                   [{"event": "user", "text": text, "parse_data": latest}], False, None, {},
+                   "action_listen")
+
+
+async def run(action, t: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, t, {})
+    return dispatcher.messages, events
+
+
+def buttons(messages) -> list[dict[str, str]]:
+    return [b for m in messages for b in m.get("buttons") or []]
+
+
+def slots_of(events) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def form_slots(session_id: int, **extra: Any) -> dict[str, Any]:
+    return {"booking_kind": "classroom", "booking_module": "1", "booking_place": "Dongguan",
+            "booking_target": str(session_id), "booking_factory": "Pearl Garments",
+            "booking_attendees": "Li Wei, Zhang Min", "booking_contact": "+86 138 0000 0000",
+            "booking_nonce": "n1", **extra}
+
+
+# --- buttons --------------------------------------------------------------------------------
+
+
+def test_every_payload_fits_telegram_callback_data():
+    longest = ab.button("x", "confirm_reschedule", ref="SC-7K3F9Q", session_id="9999999")
+    assert len(longest["payload"].encode()) <= 64
+    with pytest.raises(ValueError):
+        ab.button("x", "confirm_reschedule", ref="SC-7K3F9Q" * 3, session_id="1")
+    assert json.loads("{" + longest["payload"].split("{", 1)[1]) == {"ref": "SC-7K3F9Q", "session_id": "9999999"}
+
+
+async def test_date_buttons_show_local_date_city_and_seats(db):
+    sid = add_session(db, city="Dongguan", capacity=5, seats_taken=2,
+                      starts_at=dt.datetime(2027, 1, 12, 1, 0, tzinfo=dt.timezone.utc))
+    slots = {"booking_kind": "classroom", "booking_module": "1", "booking_place": "Dongguan"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots))
+    assert buttons(msgs) == [{"title": "12 Jan 2027 (Tue), Dongguan, 3 seats left",
+                              "payload": f'/choose_session{{"session_id":"{sid}"}}'}]
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots, lang="zh"))
+    assert buttons(msgs)[0]["title"] == "2027年1月12日（周二），东莞，剩3个名额"
+
+
+async def test_full_sessions_offer_the_waitlist(db):
+    sid = add_session(db, city="Foshan", capacity=2, seats_taken=2)
+    slots = {"booking_kind": "classroom", "booking_module": "1", "booking_place": "Foshan"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots))
+    assert "waitlist" in msgs[0]["text"]
+    assert buttons(msgs)[0]["payload"] == f'/join_waitlist{{"session_id":"{sid}"}}'
+
+
+async def test_place_question_lists_only_places_with_dates(db):
+    add_session(db, city="Chengdu")
+    add_session(db, city="Dalian", capacity=1, seats_taken=1)
+    msgs, _ = await run(ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "classroom", "booking_module": "1"}, lang="zh"))
+    assert [(b["title"], b["payload"]) for b in buttons(msgs)] == [("成都", '/choose_place{"place":"Chengdu"}')]
+
+
+# --- the form -------------------------------------------------------------------------------
+
+
+async def test_start_reads_kind_module_and_draws_a_nonce(db):
+    _, events = await run(ab.ActionBookingStart(), tracker("book_classroom", entities={"module": "2"}))
+    values = slots_of(events)
+    assert values["booking_kind"] == "classroom" and values["booking_module"] == "2"
+    assert values["booking_target"] is None and len(values["booking_nonce"]) == 12
+
+
+async def test_extraction_reads_only_the_requested_slot(db):
+    form = ab.ValidateBookingForm()
+    d = CollectingDispatcher()
+    asked_place = tracker("inform_factory", "我们在东莞", slots={"requested_slot": "booking_place"})
+    assert await form.extract_booking_place(d, asked_place, {}) == {"booking_place": "Dongguan"}
+    assert await form.extract_booking_module(d, asked_place, {}) == {}
+    asked_module = tracker("faq_module2", "module 2", slots={"requested_slot": "booking_module"})
+    assert await form.extract_booking_module(d, asked_module, {}) == {"booking_module": "2"}
+    stop = tracker("stop_form", "stop", slots={"requested_slot": "booking_factory"})
+    assert await form.extract_booking_factory(d, stop, {}) == {}
+    skip = tracker("skip", "跳过", slots={"requested_slot": "booking_attendees"})
+    assert await form.extract_booking_attendees(d, skip, {}) == {"booking_attendees": ab.SKIPPED}
+    typed = tracker("nlu_fallback", "Pearl <b>Garments</b>", slots={"requested_slot": "booking_factory"})
+    assert await form.extract_booking_factory(d, typed, {}) == {"booking_factory": "Pearl bGarments/b"}
+
+
+async def test_keep_uses_the_enquiry(db):
+    with db.session() as s:
+        user = User(channel="telegram", external_id="777", sender_id=SENDER)
+        s.add(user)
+        s.flush()
+        s.add(Enquiry(user_id=user.id, outcome="eligible", reason="ok", consent=True,
+                      factory_name="Dongguan Pearl Garments", contact="pearl@example.com"))
+    msgs, _ = await run(ab.ActionAskBookingFactory(), tracker())
+    assert "Dongguan Pearl Garments" in msgs[0]["text"]
+    assert buttons(msgs)[0]["payload"] == "/affirm"
+    form = ab.ValidateBookingForm()
+    keep = tracker("affirm", "/affirm", slots={"requested_slot": "booking_contact"})
+    assert await form.extract_booking_contact(CollectingDispatcher(), keep, {}) == {
+        "booking_contact": "pearl@example.com"}
+
+
+async def test_no_dates_for_a_module_ends_the_form_politely(db):
+    form = ab.ValidateBookingForm()
+    d = CollectingDispatcher()
+    result = await form.validate_booking_module("5", d, tracker(slots={"booking_kind": "classroom"}), {})
+    assert result["booking_target"] == ab.UNAVAILABLE
+    assert "no open dates" in d.messages[0]["text"]
+    msgs, events = await run(ab.ActionBookingSummary(), tracker(slots={"booking_target": ab.UNAVAILABLE}))
+    assert msgs == [] and slots_of(events)["booking_target"] is None
+
+
+# --- confirmation ---------------------------------------------------------------------------
+
+
+async def test_summary_then_confirm_twice_books_once(db):
+    sid = add_session(db, city="Dongguan")
+    msgs, _ = await run(ab.ActionBookingSummary(), tracker(slots=form_slots(sid)))
+    assert "Pearl Garments" in msgs[0]["text"] and "Li Wei, Zhang Min" in msgs[0]["text"]
+    assert [b["payload"] for b in buttons(msgs)] == ["/confirm_booking", "/stop_form"]
+    first, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid)))
+    again, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid)))
+    (booking,) = store.my_bookings(db, store.ensure_user(db, SENDER))
+    assert booking.reference in first[0]["text"] and first[0]["text"].startswith("Booked!")
+    assert booking.reference in again[0]["text"] and "already confirmed" in again[0]["text"]
+    assert booking.attendees == [{"name": "Li Wei"}, {"name": "Zhang Min"}]
+    assert seats_taken(db, sid) == 1
+
+
+async def test_no_reference_unless_committed(db, monkeypatch):
+    sid = add_session(db)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(store, "book_classroom", broken)
+    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid)))
+    assert "SC-" not in msgs[0]["text"] and "nothing was booked" in msgs[0]["text"]
+    assert confirmed_count(db, sid) == 0
+
+
+async def test_full_at_confirmation_offers_the_waitlist(db):
+    sid = add_session(db, capacity=1)
+    other = store.ensure_user(db, "tg-other")
+    store.book_classroom(db, other, sid)
+    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid), lang="zh"))
+    assert "候补" in msgs[0]["text"]
+    assert buttons(msgs)[0]["payload"] == f'/join_waitlist{{"session_id":"{sid}"}}'
+    msgs, _ = await run(ab.ActionJoinWaitlist(), tracker("join_waitlist", entities={"session_id": str(sid)}, lang="zh"))
+    assert "第1位" in msgs[0]["text"]
+
+
+async def test_module_two_before_module_one_is_explained(db):
+    sid = add_session(db, module=2)
+    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid, booking_module="2")))
+    assert "starts with Module 1" in msgs[0]["text"]
+    assert buttons(msgs)[0]["payload"] == '/book_classroom{"module":"1"}'
+
+
+async def test_consultation_confirmation(db):
+    sid = add_session(db)
+    slot = add_slot(db)
+    user = store.ensure_user(db, SENDER)
+    store.book_classroom(db, user, sid)
+    slots = form_slots(slot, booking_kind="consultation", booking_place="Guangdong")
+    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=slots))
+    assert msgs[0]["text"].startswith("Booked!")
+
+
+# --- my bookings, cancel, reschedule --------------------------------------------------------
+
+
+async def test_my_bookings_cancel_flow(db):
+    sid = add_session(db)
+    user = store.ensure_user(db, SENDER)
+    ref = store.book_classroom(db, user, sid).booking.reference
+    msgs, _ = await run(ab.ActionMyBookings(), tracker("my_bookings", "/my_bookings"))
+    assert ref in msgs[0]["text"]
+    assert f'/cancel_booking{{"ref":"{ref}"}}' in [b["payload"] for b in buttons(msgs)]
+    msgs, _ = await run(ab.ActionCancelBooking(), tracker("cancel_booking", f"please cancel {ref.lower()}"))
+    assert ref in msgs[0]["text"] and confirmed_count(db, sid) == 1  # asked, not cancelled
+    assert buttons(msgs)[0]["payload"] == f'/confirm_cancel{{"ref":"{ref}"}}'
+    msgs, _ = await run(ab.ActionCancelConfirmed(), tracker("confirm_cancel", entities={"ref": ref}))
+    assert "cancelled" in msgs[0]["text"] and confirmed_count(db, sid) == 0
+
+
+async def test_someone_elses_reference_looks_like_a_missing_one(db):
+    sid = add_session(db)
+    owner = store.ensure_user(db, "tg-owner")
+    ref = store.book_classroom(db, owner, sid).booking.reference
+    theirs, _ = await run(ab.ActionCancelConfirmed(), tracker("confirm_cancel", entities={"ref": ref}))
+    missing, _ = await run(ab.ActionCancelConfirmed(), tracker("confirm_cancel", entities={"ref": "SC-XXXXXX"}))
+    assert theirs[0]["text"].replace(ref, "REF") == missing[0]["text"].replace("SC-XXXXXX", "REF")
+    assert confirmed_count(db, sid) == 1
+
+
+async def test_reschedule_flow(db):
+    old = add_session(db, city="Dongguan")
+    new = add_session(db, city="Shenzhen", starts_at=FUTURE + dt.timedelta(days=7))
+    user = store.ensure_user(db, SENDER)
+    ref = store.book_classroom(db, user, old).booking.reference
+    msgs, _ = await run(ab.ActionRescheduleBooking(), tracker("reschedule_booking", entities={"ref": ref}))
+    move = buttons(msgs)[0]["payload"]
+    assert move == f'/reschedule_to{{"ref":"{ref}","session_id":"{new}"}}'
+    msgs, _ = await run(ab.ActionRescheduleAsk(), tracker("reschedule_to", entities={"ref": ref, "session_id": str(new)}))
+    assert buttons(msgs)[0]["payload"] == f'/confirm_reschedule{{"ref":"{ref}","session_id":"{new}"}}'
+    assert seats_taken(db, old) == 1  # only asked
+    msgs, _ = await run(ab.ActionRescheduleConfirmed(), tracker("confirm_reschedule", entities={"ref": ref, "session_id": str(new)}, lang="zh"))
+    assert ref in msgs[0]["text"] and "深圳" in msgs[0]["text"]
+    assert (seats_taken(db, old), seats_taken(db, new)) == (0, 1)
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def test_domain_declares_every_booking_action_and_intent():
+    domain = yaml.safe_load(open(ab.__file__.replace("actions/booking.py", "domain.yml"), encoding="utf-8"))
+    names = {cls().name() for cls in vars(ab).values()
+             if isinstance(cls, type) and issubclass(cls, ab.Action) and cls.__module__ == ab.__name__
+             and getattr(cls, "slot", "x") != ""}
+    assert names <= set(domain["actions"])
+    for intent in ("book_classroom", "book_consultation", "my_bookings", "cancel_booking",
+                   "reschedule_booking", "choose_session", "confirm_booking", "join_waitlist"):
+        assert intent in domain["intents"]
+    assert domain["forms"]["booking_form"]["required_slots"] == list(ab.FORM_SLOTS)
