@@ -300,7 +300,9 @@ class ValidateBookingForm(FormValidationAction):
         if value not in (store.CLASSROOM, store.CONSULTATION):
             return {"booking_kind": None}
         module = _module_of(tracker.get_slot("booking_module"))
-        if module is None:
+        if module is None or "booking_module" in tracker.slots_to_validate():
+            # validate_booking_module checks the offers when both arrive together: say the
+            # "no dates" message once
             return {"booking_kind": value}
         result = await self._unless_nothing_to_offer(value, module, dispatcher, tracker)
         return {"booking_kind": value, **result}

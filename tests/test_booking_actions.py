@@ -257,3 +257,18 @@ def test_domain_declares_every_booking_action_and_intent():
                    "reschedule_booking", "choose_session", "confirm_booking", "join_waitlist"):
         assert intent in domain["intents"]
     assert domain["forms"]["booking_form"]["required_slots"] == list(ab.FORM_SLOTS)
+
+
+async def test_no_dates_message_is_said_once_when_kind_and_module_arrive_together(db):
+    form = ab.ValidateBookingForm()
+    latest = {"intent": {"name": "book_classroom"}, "text": "", "entities": [], "metadata": {}}
+    t = Tracker(SENDER, {"booking_kind": "classroom", "booking_module": "4", "requested_slot": None},
+                latest, [{"event": "user", "text": "", "parse_data": latest},
+                         {"event": "slot", "name": "booking_kind", "value": "classroom"},
+                         {"event": "slot", "name": "booking_module", "value": "4"}],
+                False, None, {"name": "booking_form"}, "booking_form")
+    d = CollectingDispatcher()
+    events = await form.run(d, t, {"forms": {"booking_form": {"required_slots": list(ab.FORM_SLOTS)}},
+                                  "slots": {s: {} for s in ab.FORM_SLOTS}})
+    assert len(d.messages) == 1 and "no open dates" in d.messages[0]["text"]
+    assert slots_of(events)["booking_target"] == ab.UNAVAILABLE
