@@ -62,7 +62,7 @@ class HandoffRelay:
             language=view.language,
             reason=view.reason,
             lines="\n".join(f"{'👤' if l.direction == 'in' else '🤖'} {l.text[:300]}" for l in lines) or "—",
-            link=f"{self.settings.console_url.rstrip('/')}/handoffs/{view.id}",
+            link=f"{self.settings.console_url.rstrip('/')}/conversations/{view.user_id}",
         )
         markup = InlineKeyboardMarkup(
             [[InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}")]]

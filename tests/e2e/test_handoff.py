@@ -21,7 +21,7 @@ async def test_handoff_round_trip(gateway):
     await api.wait_for(lambda: any(f"Handoff #" in t for t in api.texts(STAFF_CHAT_ID)), 10)
     alert = api.last_with_buttons(STAFF_CHAT_ID)
     assert "what modules are there" in alert["text"]  # staff see the last messages
-    assert "Reason: asked" in alert["text"] and "/handoffs/" in alert["text"]
+    assert "Reason: asked" in alert["text"] and "/conversations/" in alert["text"]
 
     # An outsider can't claim; staff can.
     api.press(OUTSIDER, alert, "Claim")
