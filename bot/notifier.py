@@ -62,7 +62,8 @@ class Notifier:
             text = notifications.render(row.payload, user.language)
         buttons = [Button(b["title"], b["payload"]) for b in row.payload.get("buttons") or []]
         sent = await self.deliver(user, text, buttons)
-        if sent:
+        # The console writes its staff replies to the transcript itself (transcript_line_id).
+        if sent and "transcript_line_id" not in row.payload:
             await asyncio.to_thread(
                 self.service.record_replies_sync, user.id, user.language, text, user.chat_id,
                 "staff" if row.kind == "staff_reply" else "out", row.payload.get("staff_name"),
