@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -20,7 +21,6 @@ from store.models import User
 
 logger = logging.getLogger(__name__)
 
-WORKER = f"gateway-{socket.gethostname()}-{os.getpid()}"
 
 # deliver(user, text, buttons) sends a text to a user; returns False if it can't (blocked bot).
 Deliver = Callable[[User, str, list[Button]], Awaitable[bool]]
@@ -33,21 +33,23 @@ class Notifier:
         self.handoff = handoff
         self.interval = interval
         self.wake = asyncio.Event()
+        # Claims are made in this name; unique per notifier, even for two in one process.
+        self.worker = f"gateway-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
     async def run_once(self) -> int:
         db = self.service.db
-        claimed = await asyncio.to_thread(notifications.claim_due, db, WORKER)
+        claimed = await asyncio.to_thread(notifications.claim_due, db, self.worker)
         for row in claimed:
             try:
                 done = await self.send(row)
             except Exception:  # one bad row must not stop the others
                 logger.exception("notification %s failed", row.id)
-                await asyncio.to_thread(notifications.release, db, row.id, WORKER)
+                await asyncio.to_thread(notifications.release, db, row.id, self.worker)
                 continue
             if done:
-                await asyncio.to_thread(notifications.mark_sent, db, row.id, WORKER)
+                await asyncio.to_thread(notifications.mark_sent, db, row.id, self.worker)
             else:
-                await asyncio.to_thread(notifications.release, db, row.id, WORKER)
+                await asyncio.to_thread(notifications.release, db, row.id, self.worker)
         return len(claimed)
 
     async def send(self, row: notifications.ClaimedNotification) -> bool:
