@@ -37,7 +37,7 @@ from store.models import (
 )
 
 # No 0/O, 1/I/L, 5/S, 2/Z, 8/B: a reference read aloud on the phone or copied from a
-# screenshot should not be misread. 24 symbols ** 6 = 191 million references.
+# screenshot should not be misread. 25 symbols ** 6 = 244 million references.
 REFERENCE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
 REFERENCE_LENGTH = 6
 REFERENCE_PREFIX = "SC-"
