@@ -112,7 +112,8 @@ def start_rasa_server(settings: StackSettings, port: int | None = None, name: st
     return _start(
         name,
         [
-            str(RASA_PYTHON), "-m", "rasa", "run",
+            # Rasa's command line with cached jsonschema validators (stack/rasa_main.py)
+            str(RASA_PYTHON), "-m", "stack.rasa_main", "run",
             "--model", str(settings.model_path),
             "--endpoints", str(endpoints),
             "--credentials", str(credentials),

@@ -39,14 +39,18 @@ def lock_store(settings: StackSettings) -> dict | None:
         return None
     parts = urlsplit(settings.lock_store_url)
     config = {
-        "type": "redis",
+        # Rasa's RedisLockStore with atomic ticket updates (see stack/rasa_lock_store.py)
+        "type": "stack.rasa_lock_store.AtomicRedisLockStore",
         "url": parts.hostname or "127.0.0.1",
         "port": parts.port or 6379,
         "db": int(parts.path.lstrip("/") or 0),
-        "key_prefix": "score",
+        "key_prefix": settings.lock_store_prefix,
     }
     if parts.password:
         config["password"] = unquote(parts.password)
+    if not settings.lock_store_prefix.isalnum():
+        # Rasa would silently fall back to its default prefix and share locks with others.
+        raise ValueError(f"LOCK_STORE_PREFIX must be alphanumeric, not {settings.lock_store_prefix!r}")
     return config
 
 

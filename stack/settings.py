@@ -30,6 +30,8 @@ class StackSettings:
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
     tracker_store_url: str = field(default_factory=lambda: _env("TRACKER_STORE_URL", ""))
     lock_store_url: str = field(default_factory=lambda: _env("LOCK_STORE_URL", ""))
+    # Prefix of the Redis lock store's keys: one per deployment sharing a Redis (alphanumeric).
+    lock_store_prefix: str = field(default_factory=lambda: _env("LOCK_STORE_PREFIX", "score"))
     rasa_workers: int = field(default_factory=lambda: int(_env("RASA_WORKERS", "1")))
     model_path: Path = field(default_factory=lambda: Path(_env("RASA_MODEL", str(MODEL_PATH))))
 

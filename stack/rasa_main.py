@@ -1,0 +1,70 @@
+"""`python -m stack.rasa_main run ...`: Rasa's own command line, with one speed-up applied first.
+
+Profiling the Rasa server under load (py-spy, see docs/performance.md) showed about half of its
+busy CPU in jsonschema: every `POST /conversations/<id>/tracker/events` (the gateway's slot
+set) and every action server response is checked with `jsonschema.validate`, which first
+re-validates the schema itself against the JSON Schema meta-schema (`check_schema`) and builds a
+new validator, on every call. Here the validator is built once per schema; the instance is
+validated exactly as before (same errors, same exceptions). SCORE_RASA_SPEEDUPS=0 turns it off.
+Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def cache_jsonschema_validators() -> None:
+    import jsonschema
+    from jsonschema import exceptions, validators
+
+    original = jsonschema.validate
+    by_json: dict[tuple, object] = {}
+    by_id: dict[int, tuple[object, object]] = {}  # id(schema) -> (schema, validator)
+
+    def validate(instance, schema, cls=None, *args, **kwargs):
+        if args or kwargs:
+            return original(instance, schema, cls, *args, **kwargs)
+        entry = by_id.get(id(schema))
+        if entry is not None and entry[0] is schema:
+            validator = entry[1]
+        else:
+            try:
+                key = (cls, json.dumps(schema, sort_keys=True))
+            except (TypeError, ValueError):
+                return original(instance, schema, cls)
+            validator = by_json.get(key)
+            if validator is None:
+                klass = cls or validators.validator_for(schema)
+                klass.check_schema(schema)
+                validator = klass(schema)
+                if len(by_json) < 256:
+                    by_json[key] = validator
+            if len(by_id) < 256:
+                by_id[id(schema)] = (schema, validator)  # keeps schema alive: its id stays its own
+        error = exceptions.best_match(validator.iter_errors(instance))
+        if error is not None:
+            raise error
+
+    jsonschema.validate = validate
+
+    # Rasa builds the action response schema anew for each action call: build it once, so the
+    # lookup above is by identity instead of by serialising the schema.
+    from rasa.core.actions.action import RemoteAction
+
+    spec = RemoteAction.action_response_format_spec()
+    RemoteAction.action_response_format_spec = staticmethod(lambda: spec)
+
+
+def main() -> None:
+    if os.environ.get("SCORE_RASA_SPEEDUPS", "1") != "0":
+        cache_jsonschema_validators()
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv[0] = "rasa"
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
