@@ -109,3 +109,11 @@ async def gateway(stack: RunningStack) -> AsyncIterator[Gateway]:
         await application.shutdown()
         await application.post_shutdown(application)
         await api.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/e2e is end to end: `-m "not e2e"` skips the Rasa servers."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
