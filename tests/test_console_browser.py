@@ -1,9 +1,12 @@
 """The console in a real browser: Debian Chromium (headless, via Playwright) against uvicorn
-on 127.0.0.1 over a seeded SQLite store. Also writes the screenshots in docs/.
+on 127.0.0.1 over a seeded SQLite store. Also takes screenshots: into var/screenshots/, or into
+docs/ (the ones the README shows) with UPDATE_SCREENSHOTS=1.
 
 Run scripts/install-browser.sh first (the test command does).
 """
 from __future__ import annotations
+
+import os
 
 import csv
 import io
@@ -29,7 +32,8 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-DOCS = PROJECT_ROOT / "docs"
+DOCS = PROJECT_ROOT / ("docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else "var/screenshots")
+DOCS.mkdir(parents=True, exist_ok=True)
 
 
 def free_port() -> int:
