@@ -1,6 +1,6 @@
 """NLU quality of the knowledge capability, per language; prints a table.
 
-    .venvs/app/bin/python bench/nlu_eval.py [--folds 5] [--cv-epochs 40] [--model PATH]
+    .venvs/app/bin/python bench/nlu_eval.py [--folds 5] [--cv-epochs 60] [--model PATH]
                                            [--skip-cv] [--skip-heldout]
 
 1. Cross-validation: `rasa test nlu --cross-validation` on the training data of each
@@ -214,7 +214,7 @@ def table(results: dict[str, LangResult], folds: int, epochs: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--cv-epochs", type=int, default=40)
+    parser.add_argument("--cv-epochs", type=int, default=60)
     parser.add_argument("--model", type=Path, help="a trained model (default: train one)")
     parser.add_argument("--skip-cv", action="store_true")
     parser.add_argument("--skip-heldout", action="store_true")
