@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import DomainDict, language_of
 from i18n import t
 from store import get_database
-from store.handoff import open_handoff
+from store.handoff import start_handoff
 
 # What made the bot hand over, by the intent that led here.
 REASONS = {"request_human": "asked", "nlu_fallback": "misunderstood", "out_of_scope": "misunderstood"}
@@ -47,7 +47,7 @@ class ActionHandoff(Action):
             (e.get("value") for e in tracker.latest_message.get("entities") or [] if e.get("entity") == "reason"),
             None,
         ) or REASONS.get(intent, "asked")
-        handoff = open_handoff(
+        handoff = start_handoff(
             get_database(), tracker.sender_id, reason, lang, detail=tracker.latest_message.get("text")
         )
         if not handoff.created_now:

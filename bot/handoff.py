@@ -71,10 +71,13 @@ class HandoffRelay:
         await self._db(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
         return True
 
-    async def after_turn(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult) -> None:
-        """A turn may have opened a handoff: alert staff now rather than at the next poll."""
+    def _wake_notifier(self) -> None:
         if self.notifier is not None:
             self.notifier.wake.set()
+
+    async def after_turn(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult) -> None:
+        """A turn may have opened a handoff: alert staff now rather than at the next poll."""
+        self._wake_notifier()
 
     async def relay_user_message(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming) -> None:
         view = await self._db(handoffs.open_for_sender, self.service.db, result.user.sender_id)
@@ -93,9 +96,10 @@ class HandoffRelay:
             await query.answer(i18n.t("staff_not_allowed", STAFF_LANGUAGE), show_alert=True)
             return
         handoff_id = int(query.data[len(CLAIM_PREFIX):])
-        view = await self._db(handoffs.claim, self.service.db, handoff_id, _staff_name(query.from_user))
-        if view is None:
-            await query.answer(i18n.t("staff_taken", STAFF_LANGUAGE), show_alert=True)
+        try:
+            view = await self._db(handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user))
+        except handoffs.HandoffError as error:
+            await query.answer(str(error), show_alert=True)
             return
         await query.answer()
         claimed = i18n.t("staff_claimed", STAFF_LANGUAGE, staff=view.claimed_by)
@@ -124,11 +128,14 @@ class HandoffRelay:
         view = await self._find(update)
         if view is None or view.status == "resolved" or view.chat_id is None:
             return
-        staff = _staff_name(message.from_user)
-        if view.status == "waiting":
-            await self._db(handoffs.claim, self.service.db, view.id, staff)  # answering claims it
-        await context.bot.send_message(view.chat_id, message.text)
-        await self._db(self.service.record_replies_sync, view.user_id, view.language, message.text, view.chat_id, "staff", staff)
+        # The same path as a console reply: a transcript line and a notification the
+        # notifier sends at once; answering a waiting handoff claims it.
+        try:
+            await self._db(handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text)
+        except handoffs.HandoffError as error:
+            await message.reply_text(str(error))
+            return
+        self._wake_notifier()
         await message.reply_text(i18n.t("staff_relayed", STAFF_LANGUAGE))
 
     async def on_resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -142,11 +149,12 @@ class HandoffRelay:
         if view is None:
             await message.reply_text(i18n.t("staff_no_handoff", STAFF_LANGUAGE))
             return
-        view = await self._db(handoffs.resolve, self.service.db, view.id)
-        if view.chat_id is not None:
-            text = i18n.t("handoff_resumed", view.language)
-            await context.bot.send_message(view.chat_id, text)
-            await self._db(self.service.record_replies_sync, view.user_id, view.language, text, view.chat_id)
+        try:  # resolving queues the "bot is back" message for the user
+            view = await self._db(handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user))
+        except handoffs.HandoffError as error:
+            await message.reply_text(str(error))
+            return
+        self._wake_notifier()
         await message.reply_text(i18n.t("staff_resumed", STAFF_LANGUAGE, id=view.id))
 
 
