@@ -1,11 +1,15 @@
-"""`python -m stack.rasa_main run ...`: Rasa's own command line, with one speed-up applied first.
+"""`python -m stack.rasa_main run ...`: Rasa's own command line, with two speed-ups applied first.
 
 Profiling the Rasa server under load (py-spy, see docs/performance.md) showed about half of its
 busy CPU in jsonschema: every `POST /conversations/<id>/tracker/events` (the gateway's slot
 set) and every action server response is checked with `jsonschema.validate`, which first
 re-validates the schema itself against the JSON Schema meta-schema (`check_schema`) and builds a
 new validator, on every call. Here the validator is built once per schema; the instance is
-validated exactly as before (same errors, same exceptions). SCORE_RASA_SPEEDUPS=0 turns it off.
+validated exactly as before (same errors, same exceptions).
+With the jsonschema cost gone, the next was the SQLite tracker store's commits (fsync per
+turn and per slot set): SQLite tracker stores run in WAL mode with synchronous=NORMAL (an
+application crash loses nothing; a power cut may lose the last turns). PostgreSQL, the
+production tracker store, is untouched. SCORE_RASA_SPEEDUPS=0 turns both off.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
@@ -57,9 +61,23 @@ def cache_jsonschema_validators() -> None:
     RemoteAction.action_response_format_spec = staticmethod(lambda: spec)
 
 
+def sqlite_wal() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        if type(dbapi_connection).__module__.startswith("sqlite3"):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+
 def main() -> None:
     if os.environ.get("SCORE_RASA_SPEEDUPS", "1") != "0":
         cache_jsonschema_validators()
+        sqlite_wal()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"
