@@ -36,8 +36,9 @@ class RunningStack:
 def stack(tmp_path_factory) -> Iterator[RunningStack]:
     # The test command trains first; this covers a bare `pytest` run. While editing training
     # data, SCORE_ALLOW_STALE_MODEL=1 reuses the last model instead of retraining.
-    if not MODEL_PATH.exists() or (not is_current(MODEL_PATH) and os.environ.get("SCORE_ALLOW_STALE_MODEL") != "1"):
-        train(MODEL_PATH)
+    model = Path(os.environ.get("RASA_MODEL") or MODEL_PATH)
+    if not model.exists() or (not is_current(model) and os.environ.get("SCORE_ALLOW_STALE_MODEL") != "1"):
+        train(model)
     data_dir: Path = tmp_path_factory.mktemp("stack")
     database_url = f"sqlite:///{data_dir / 'assistant.db'}"
     settings = StackSettings(
@@ -48,6 +49,7 @@ def stack(tmp_path_factory) -> Iterator[RunningStack]:
         database_url=database_url,
         tracker_store_url="",
         lock_store_url="",
+        model_path=model,
     )
     saved = {k: os.environ.get(k) for k in ("DATABASE_URL", "DATA_DIR")}
     os.environ["DATABASE_URL"] = database_url  # for code in this process that uses get_database()
