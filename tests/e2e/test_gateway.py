@@ -172,3 +172,17 @@ async def test_random_text_never_escapes_as_an_exception(gateway, text):
     await gateway.api.wait_for(lambda: len(gateway.api.texts(user)) >= 1, 30)
     assert gateway.application.bot_data.get("errors", 0) == 0
     assert not any("Traceback" in t for t in gateway.api.texts(user))
+
+
+async def test_bookings_and_cancel_commands_reach_rasa(gateway):
+    user = gateway.new_user()
+    gateway.api.push_text(user, "/bookings")
+    await gateway.api.wait_for(lambda: any(i18n.t("booking_none", "en") in t for t in gateway.api.texts(user)), 30)
+    gateway.api.push_text(user, "/cancel")
+    await gateway.api.wait_for(lambda: any("nothing in progress to cancel" in t for t in gateway.api.texts(user)), 30)
+    # /cancel inside a form leaves it.
+    gateway.api.push_text(user, "are we eligible for SCORE?")
+    await gateway.api.wait_for(lambda: len(gateway.api.texts(user)) >= 3, 30)
+    gateway.api.push_text(user, "/cancel")
+    await gateway.api.wait_for(lambda: any(i18n.t("elig_stopped", "en").split(".")[0] in t
+                                           for t in gateway.api.texts(user)), 30)
