@@ -47,6 +47,7 @@ INTERRUPTS = frozenset({"stop_form", "deny", "request_human", "my_bookings", "ca
                         "reschedule_booking", "goodbye", "start_booking", "join_waitlist",
                         "confirm_booking"})
 REFERENCE = re.compile(r"\bSC[-\s]?([A-Z0-9]{6})\b", re.IGNORECASE)
+FULL_REFERENCE = re.compile(r"SC-[A-Z0-9]{6}")
 CHINESE_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 
 
@@ -99,8 +100,10 @@ def _module_of(value: Any) -> int | None:
 
 def reference_in(tracker: Tracker) -> str | None:
     """A booking reference from the ref entity or the message text."""
+    # A button's entity is exact; NLU may extract only part of a typed reference ("SC-"),
+    # so a value that is not a whole reference falls back to the text.
     value = _entity(tracker, "ref")
-    if value:
+    if value and FULL_REFERENCE.fullmatch(store.normalise_reference(value)):
         return store.normalise_reference(value)
     match = REFERENCE.search(_text(tracker))
     return store.normalise_reference(match.group(1)) if match else None

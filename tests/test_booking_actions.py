@@ -272,3 +272,10 @@ async def test_no_dates_message_is_said_once_when_kind_and_module_arrive_togethe
                                   "slots": {s: {} for s in ab.FORM_SLOTS}})
     assert len(d.messages) == 1 and "no open dates" in d.messages[0]["text"]
     assert slots_of(events)["booking_target"] == ab.UNAVAILABLE
+
+
+def test_a_partly_extracted_reference_falls_back_to_the_text():
+    t = tracker("cancel_booking", "取消预约 SC-CC34YC", entities={"ref": "SC-"})
+    assert ab.reference_in(t) == "SC-CC34YC"
+    assert ab.reference_in(tracker("cancel_booking", "x", entities={"ref": "sc-cc34yc"})) == "SC-CC34YC"
+    assert ab.reference_in(tracker("cancel_booking", "cancel my booking")) is None
