@@ -15,6 +15,7 @@ double tap (or Telegram redelivering the update) books once and repeats the same
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 import hashlib
 import logging
 import re
@@ -314,7 +315,7 @@ class ValidateBookingForm(FormValidationAction):
                                        tracker: Tracker) -> dict[str, Any]:
         """No dates at all for this module: say so and complete the form with UNAVAILABLE so
         the conversation moves on (action_booking_summary then says nothing more)."""
-        places = await _store(store.places_with_offers, kind, module)
+        places = await _store(store.places_with_offers, kind, module, include_full=True)
         if places:
             return {"booking_module": str(module)}
         lang = language_of(tracker)
@@ -353,8 +354,13 @@ class ValidateBookingForm(FormValidationAction):
         return {"booking_target": str(chosen.id)}
 
 
-class _Ask(Action):
-    slot = ""
+class _Ask(Action, ABC):
+    """The question for one form slot. Abstract until a subclass names its `slot`, so the
+    action server registers only the concrete questions."""
+
+    @property
+    @abstractmethod
+    def slot(self) -> str: ...
 
     def name(self) -> str:
         return f"action_ask_{self.slot}"
@@ -394,7 +400,8 @@ class ActionAskBookingPlace(_Ask):
         lang = language_of(tracker)
         kind = tracker.get_slot("booking_kind")
         module = _module_of(tracker.get_slot("booking_module")) or 1
-        places = await _store(store.places_with_offers, kind, module)
+        # cities whose dates are all full stay listed: their buttons offer the waitlist
+        places = await _store(store.places_with_offers, kind, module, include_full=True)
         key = "booking_ask_region" if kind == store.CONSULTATION else "booking_ask_city"
         dispatcher.utter_message(
             text=t(key, lang, module=schedule.module_title(module, lang)),
@@ -432,7 +439,7 @@ class ActionAskBookingTarget(_Ask):
         return []
 
 
-class _AskDetail(_Ask):
+class _AskDetail(_Ask, ABC):
     prefill_field: str | None = None
     ask_key = ""
     known_key = ""

@@ -322,19 +322,23 @@ def available_slots(
         return [_slot_offer(row) for row in session.scalars(query)]
 
 
-def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | None = None) -> list[str]:
-    """Cities (classroom, seats left) or regions (consultation, free slots) that have
-    something to offer for `module`, in the order of their first date."""
+def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | None = None,
+                       include_full: bool = False) -> list[str]:
+    """Cities (classroom, seats left; or any open future session with include_full, to
+    offer the waitlist) or regions (consultation, free slots) that have something to offer
+    for `module`, in the order of their first date."""
     now = now or utcnow()
     with db.session() as session:
         if kind == CLASSROOM:
-            rows = session.execute(
+            query = (
                 select(ClassroomSession.city, func.min(ClassroomSession.starts_at))
                 .where(ClassroomSession.module == module, ClassroomSession.status == "open",
-                       ClassroomSession.starts_at > now,
-                       ClassroomSession.seats_taken < ClassroomSession.capacity)
+                       ClassroomSession.starts_at > now)
                 .group_by(ClassroomSession.city)
-            ).all()
+            )
+            if not include_full:
+                query = query.where(ClassroomSession.seats_taken < ClassroomSession.capacity)
+            rows = session.execute(query).all()
         else:
             rows = session.execute(
                 select(ConsultationSlot.region, func.min(ConsultationSlot.starts_at))

@@ -156,6 +156,9 @@ def test_available_sessions_filters(db):
     assert ids(booking.available_sessions(db, 1, "dongguan", now=now, include_full=True)) == [dongguan, full]
     assert booking.available_sessions(db, 1, "Dongguan", now=now)[0].seats_left == 5
     assert booking.places_with_offers(db, "classroom", 1, now=now) == ["Dongguan", "Shenzhen", "Chengdu"]
+    add_session(db, city="Dalian", capacity=1, seats_taken=1, starts_at=FUTURE + 4 * DAY)
+    assert booking.places_with_offers(db, "classroom", 1, now=now)[-1] == "Chengdu"
+    assert booking.places_with_offers(db, "classroom", 1, now=now, include_full=True)[-1] == "Dalian"
 
 
 def test_my_bookings_only_mine_and_confirmed(db):
