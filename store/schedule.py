@@ -440,6 +440,31 @@ def import_slots(db: Database, data: bytes | str) -> ImportReport:
         return ImportReport(imported=len(rows))
 
 
+def _sample_shift_weeks(sessions_text: str, today: dt.date | None = None) -> int:
+    """Whole weeks (weekdays stay) to move the sample schedule so its first session is at
+    least a week ahead: the sample keeps working after the dates in the file have passed."""
+    rows = list(csv.DictReader(io.StringIO(sessions_text)))
+    if not rows:
+        return 0
+    first = min(dt.date.fromisoformat(row["start_date"]) for row in rows)
+    days = ((today or dt.date.today()) + dt.timedelta(days=7) - first).days
+    return max(0, -(-days // 7))
+
+
+def _shift_dates(text: str, date_columns: tuple[str, ...], weeks: int) -> str:
+    if weeks == 0:
+        return text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0].keys()), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        for column in date_columns:
+            row[column] = (dt.date.fromisoformat(row[column]) + dt.timedelta(weeks=weeks)).isoformat()
+        writer.writerow(row)
+    return out.getvalue()
+
+
 def load_sample_if_empty(db: Database) -> tuple[int, int]:
     """Load data/schedule/*.csv when the store has no sessions (resp. slots), so a local
     chat has something to book. Returns (sessions, slots) imported."""
@@ -447,13 +472,15 @@ def load_sample_if_empty(db: Database) -> tuple[int, int]:
         has_sessions = session.scalar(select(func.count(ClassroomSession.id))) or 0
         has_slots = session.scalar(select(func.count(ConsultationSlot.id))) or 0
     sessions = slots = 0
+    sessions_text = SAMPLE_SESSIONS.read_text(encoding="utf-8")
+    weeks = _sample_shift_weeks(sessions_text)  # the same shift keeps visits after classes
     if not has_sessions:
-        report = import_sessions(db, SAMPLE_SESSIONS.read_bytes())
+        report = import_sessions(db, _shift_dates(sessions_text, ("start_date", "end_date"), weeks))
         if not report.ok:
             raise ValueError("sample sessions are invalid: " + "; ".join(map(str, report.errors)))
         sessions = report.imported
     if not has_slots:
-        report = import_slots(db, SAMPLE_SLOTS.read_bytes())
+        report = import_slots(db, _shift_dates(SAMPLE_SLOTS.read_text(encoding="utf-8"), ("date",), weeks))
         if not report.ok:
             raise ValueError("sample slots are invalid: " + "; ".join(map(str, report.errors)))
         slots = report.imported

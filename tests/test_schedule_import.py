@@ -143,3 +143,20 @@ def test_places():
     assert schedule.region_of("Chengdu") == "Sichuan"
     assert sorted(schedule.cities_in("Guangdong")) == ["Dongguan", "Foshan", "Guangzhou", "Shenzhen"]
     assert schedule.place_name("Dongguan", "zh") == "东莞"
+
+
+def test_sample_schedule_moves_into_the_future_by_whole_weeks():
+    import datetime as dt
+
+    from store.schedule import SAMPLE_SESSIONS, SAMPLE_SLOTS, _sample_shift_weeks, _shift_dates
+
+    text = SAMPLE_SESSIONS.read_text(encoding="utf-8")
+    assert _sample_shift_weeks(text, dt.date(2026, 11, 1)) == 0
+    weeks = _sample_shift_weeks(text, dt.date(2028, 3, 1))
+    shifted = _shift_dates(text, ("start_date", "end_date"), weeks)
+    starts = [dt.date.fromisoformat(line.split(",")[-6]) for line in shifted.splitlines()[1:] if line]
+    assert min(starts) >= dt.date(2028, 3, 8)
+    original = [dt.date.fromisoformat(line.split(",")[-6]) for line in text.splitlines()[1:] if line]
+    assert [d.weekday() for d in starts] == [d.weekday() for d in original]
+    slots = _shift_dates(SAMPLE_SLOTS.read_text(encoding="utf-8"), ("date",), weeks)
+    assert "2028-" in slots
