@@ -49,6 +49,8 @@ def train(model: Path = MODEL_PATH, force: bool = False) -> float:
     model.parent.mkdir(parents=True, exist_ok=True)
     print("==> training the Rasa model (data or config changed)", flush=True)
     started = time.monotonic()
+    # The inputs as training reads them: an edit during training must leave the model stale.
+    stamp = fingerprint()
     subprocess.run(
         [
             str(RASA_PYTHON), "-m", "rasa", "train",
@@ -60,7 +62,7 @@ def train(model: Path = MODEL_PATH, force: bool = False) -> float:
         env=rasa_env(),
         check=True,
     )
-    fingerprint_file(model).write_text(fingerprint())
+    fingerprint_file(model).write_text(stamp)
     elapsed = time.monotonic() - started
     print(f"==> trained in {elapsed:.0f} s", flush=True)
     return elapsed
