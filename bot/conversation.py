@@ -49,12 +49,12 @@ class ConversationService:
         self.rasa = rasa
         self._background: set[asyncio.Task] = set()
 
-    async def _db(self, fn, *args, **kwargs):
+    async def in_thread(self, fn, *args, **kwargs):
         # The store is synchronous SQLAlchemy; keep the event loop free for other chats.
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def user_for(self, incoming: Incoming) -> UserView:
-        return await self._db(
+        return await self.in_thread(
             conversations.upsert_user,
             self.db,
             incoming.channel,
@@ -66,30 +66,28 @@ class ConversationService:
             default_language=i18n.normalise(incoming.language_code),
         )
 
-    async def language_for(self, user: UserView, incoming: Incoming) -> str:
-        """Sticky per user; a message clearly in the other language switches it."""
-        if incoming.is_payload:
-            return user.language
-        language = i18n.detect(incoming.text, user.language)
-        if language != user.language:
-            await self._db(conversations.set_language, self.db, user.id, language)
-        return language
-
     async def handle(self, incoming: Incoming) -> TurnResult:
-        user = await self.user_for(incoming)
-        language = await self.language_for(user, incoming)
-        text = incoming.text.strip()
-        line_id = await self._db(
-            conversations.record_line,
+        def decide_language(current: str) -> str:
+            # Sticky per user; a message clearly in the other language switches it.
+            return current if incoming.is_payload else i18n.detect(incoming.text, current)
+
+        user, line_id = await self.in_thread(
+            conversations.start_turn,
             self.db,
-            user.id,
-            "in",
+            incoming.channel,
+            incoming.external_id,
             incoming.shown_text or incoming.text,
+            decide_language,
             chat_id=incoming.chat_id,
-            language=language,
+            display_name=incoming.display_name,
+            username=incoming.username,
+            telegram_language_code=incoming.language_code,
+            default_language=i18n.normalise(incoming.language_code),
         )
+        language = user.language
         if user.paused:
             return TurnResult(user=user, language=language, paused=True)
+        text = incoming.text.strip()
         if not text:
             replies = [Reply(text=i18n.t("empty_message", language))]
         else:
@@ -112,26 +110,22 @@ class ConversationService:
     async def record_replies(
         self, user: UserView, language: str, replies: list[Reply], chat_id: int | None
     ) -> None:
-        for reply in replies:
-            text = reply.text
-            if reply.buttons:
-                text += "\n" + " | ".join(f"[{b.title}]" for b in reply.buttons)
-            await self._db(
-                conversations.record_line,
-                self.db,
-                user.id,
-                "out",
-                text.strip(),
-                chat_id=chat_id,
-                language=language,
+        texts = [
+            (reply.text + ("\n" + " | ".join(f"[{b.title}]" for b in reply.buttons) if reply.buttons else "")).strip()
+            for reply in replies
+        ]
+        if texts:
+            await self.in_thread(
+                conversations.record_lines, self.db, user.id, texts, chat_id=chat_id, language=language
             )
 
     def record_replies_sync(
         self, user_id: int, language: str, text: str, chat_id: int | None,
         direction: str = "out", staff_name: str | None = None,
     ) -> None:
-        conversations.record_line(
-            self.db, user_id, direction, text, chat_id=chat_id, language=language, staff_name=staff_name
+        conversations.record_lines(
+            self.db, user_id, [text], direction=direction, chat_id=chat_id, language=language,
+            staff_name=staff_name,
         )
 
     async def say(self, user: UserView, language: str, key: str, chat_id: int | None = None, **values) -> Reply:
@@ -144,7 +138,7 @@ class ConversationService:
         # Off the reply path: the intent is for staff review, not for this turn's answer.
         intent, confidence = await self.rasa.latest_intent(sender_id)
         if intent:
-            await self._db(conversations.set_line_intent, self.db, line_id, intent, confidence)
+            await self.in_thread(conversations.set_line_intent, self.db, line_id, intent, confidence)
 
     def _in_background(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)
@@ -161,14 +155,14 @@ class ConversationService:
     async def choose_language(self, incoming: Incoming, language: str) -> TurnResult:
         user = await self.user_for(incoming)
         language = i18n.normalise(language)
-        await self._db(conversations.set_language, self.db, user.id, language, chosen=True)
+        await self.in_thread(conversations.set_language, self.db, user.id, language, chosen=True)
         reply = await self.say(user, language, "language_set", incoming.chat_id)
         return TurnResult(user=user, language=language, replies=[reply])
 
     async def forget(self, incoming: Incoming) -> TurnResult:
         user = await self.user_for(incoming)
         language = user.language
-        report = await self._db(conversations.forget_user, self.db, user.sender_id)
+        report = await self.in_thread(conversations.forget_user, self.db, user.sender_id)
         try:
             await self.rasa.forget(user.sender_id)
         except RasaUnavailable:

@@ -66,7 +66,7 @@ class Gateway:
 
     async def is_new(self, update: Update) -> bool:
         """Telegram may deliver an update twice (retries, a restart before the offset moved)."""
-        return await self.service._db(
+        return await self.service.in_thread(
             conversations.claim_update, self.service.db, update.update_id, str(update.get_bot().id)
         )
 
@@ -220,7 +220,7 @@ class Gateway:
         user = await self.service.user_for(self.incoming(update, ""))
         own = contact.user_id is None or contact.user_id == update.effective_user.id
         if own and contact.phone_number:
-            await self.service._db(_save_phone, self.service.db, user.id, contact.phone_number)
+            await self.service.in_thread(_save_phone, self.service.db, user.id, contact.phone_number)
             reply = await self.service.say(user, user.language, "contact_received", update.effective_chat.id, phone=contact.phone_number)
             await self.send(update, context, [reply])
         else:

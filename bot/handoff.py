@@ -44,17 +44,14 @@ class HandoffRelay:
     def is_staff(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.settings.staff_user_ids
 
-    async def _db(self, fn, *args):
-        return await asyncio.to_thread(fn, *args)
-
     # --- bot → staff -------------------------------------------------------------------------
 
     async def alert_staff(self, handoff_id: int) -> bool:
-        view = await self._db(handoffs.get_handoff, self.service.db, handoff_id)
+        view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
         if view is None or view.user_id is None:
             return True
-        user = await self._db(conversations.get_user, self.service.db, view.sender_id)
-        lines = await self._db(conversations.recent_lines, self.service.db, view.user_id, 8)
+        user = await self.service.in_thread(conversations.get_user, self.service.db, view.sender_id)
+        lines = await self.service.in_thread(conversations.recent_lines, self.service.db, view.user_id, 8)
         text = i18n.t(
             "staff_alert", STAFF_LANGUAGE,
             id=view.id,
@@ -68,7 +65,7 @@ class HandoffRelay:
             [[InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}")]]
         )
         message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=markup)
-        await self._db(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
+        await self.service.in_thread(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
         return True
 
     def _wake_notifier(self) -> None:
@@ -80,7 +77,7 @@ class HandoffRelay:
         self._wake_notifier()
 
     async def relay_user_message(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming) -> None:
-        view = await self._db(handoffs.open_for_sender, self.service.db, result.user.sender_id)
+        view = await self.service.in_thread(handoffs.open_for_sender, self.service.db, result.user.sender_id)
         if view is None:
             return
         text = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
@@ -97,7 +94,7 @@ class HandoffRelay:
             return
         handoff_id = int(query.data[len(CLAIM_PREFIX):])
         try:
-            view = await self._db(handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user))
+            view = await self.service.in_thread(handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user))
         except handoffs.HandoffError as error:
             await query.answer(str(error), show_alert=True)
             return
@@ -114,10 +111,10 @@ class HandoffRelay:
     async def _find(self, update: Update) -> handoffs.HandoffView | None:
         handoff_id = self._handoff_for_reply(update)
         if handoff_id is not None:
-            return await self._db(handoffs.get_handoff, self.service.db, handoff_id)
+            return await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
         replied = update.effective_message.reply_to_message
         if replied is not None:
-            return await self._db(handoffs.by_staff_message, self.service.db, replied.message_id)
+            return await self.service.in_thread(handoffs.by_staff_message, self.service.db, replied.message_id)
         return None
 
     async def on_staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -131,7 +128,7 @@ class HandoffRelay:
         # The same path as a console reply: a transcript line and a notification the
         # notifier sends at once; answering a waiting handoff claims it.
         try:
-            await self._db(handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text)
+            await self.service.in_thread(handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text)
         except handoffs.HandoffError as error:
             await message.reply_text(str(error))
             return
@@ -145,12 +142,12 @@ class HandoffRelay:
             return
         view = await self._find(update)
         if view is None and context.args and context.args[0].lstrip("#").isdigit():
-            view = await self._db(handoffs.get_handoff, self.service.db, int(context.args[0].lstrip("#")))
+            view = await self.service.in_thread(handoffs.get_handoff, self.service.db, int(context.args[0].lstrip("#")))
         if view is None:
             await message.reply_text(i18n.t("staff_no_handoff", STAFF_LANGUAGE))
             return
         try:  # resolving queues the "bot is back" message for the user
-            view = await self._db(handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user))
+            view = await self.service.in_thread(handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user))
         except handoffs.HandoffError as error:
             await message.reply_text(str(error))
             return

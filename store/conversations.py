@@ -1,6 +1,7 @@
 """Users, transcript lines and processed Telegram updates."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -76,6 +77,45 @@ def ensure_user_in_session(session: Session, sender_id: str) -> User:
     return user
 
 
+def _upsert(
+    session: Session,
+    channel: str,
+    external_id: str,
+    *,
+    chat_id: int | None,
+    display_name: str | None,
+    username: str | None,
+    telegram_language_code: str | None,
+    default_language: str,
+) -> User:
+    sender_id = sender_id_for(channel, external_id)
+    user = user_by_sender(session, sender_id)
+    if user is None:
+        user = User(channel=channel, external_id=external_id, sender_id=sender_id, language=default_language)
+        session.add(user)
+    if chat_id is not None:
+        user.chat_id = chat_id
+    if display_name:
+        user.display_name = display_name[:200]
+    if username:
+        user.username = username[:64]
+    if telegram_language_code:
+        user.telegram_language_code = telegram_language_code[:16]
+    user.last_seen_at = utcnow()
+    session.flush()
+    return user
+
+
+def _retrying_on_conflict(fn):
+    """Two gateways may create the same user at once: the loser retries and finds the row."""
+    for _attempt in range(2):
+        try:
+            return fn()
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not create the user")
+
+
 def upsert_user(
     db: Database,
     channel: str,
@@ -87,33 +127,57 @@ def upsert_user(
     telegram_language_code: str | None = None,
     default_language: str = "en",
 ) -> UserView:
-    sender_id = sender_id_for(channel, external_id)
-    for _attempt in range(2):  # two gateways may create the same user at once
-        try:
-            with db.session() as session:
-                user = user_by_sender(session, sender_id)
-                if user is None:
-                    user = User(
-                        channel=channel,
-                        external_id=external_id,
-                        sender_id=sender_id,
-                        language=default_language,
-                    )
-                    session.add(user)
-                if chat_id is not None:
-                    user.chat_id = chat_id
-                if display_name:
-                    user.display_name = display_name[:200]
-                if username:
-                    user.username = username[:64]
-                if telegram_language_code:
-                    user.telegram_language_code = telegram_language_code[:16]
-                user.last_seen_at = utcnow()
-                session.flush()
-                return _view(user)
-        except IntegrityError:
-            continue
-    raise RuntimeError(f"could not create user {sender_id}")
+    def run() -> UserView:
+        with db.session() as session:
+            return _view(_upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
+                                 username=username, telegram_language_code=telegram_language_code,
+                                 default_language=default_language))
+
+    return _retrying_on_conflict(run)
+
+
+def start_turn(
+    db: Database,
+    channel: str,
+    external_id: str,
+    text: str,
+    decide_language: Callable[[str], str],
+    *,
+    chat_id: int | None = None,
+    display_name: str | None = None,
+    username: str | None = None,
+    telegram_language_code: str | None = None,
+    default_language: str = "en",
+) -> tuple[UserView, int]:
+    """The start of a turn in one transaction: find or create the user, set the language
+    `decide_language(current)` gives, write the user's message to the transcript."""
+
+    def run() -> tuple[UserView, int]:
+        with db.session() as session:
+            user = _upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
+                           username=username, telegram_language_code=telegram_language_code,
+                           default_language=default_language)
+            user.language = decide_language(user.language)
+            line = TranscriptLine(user_id=user.id, chat_id=chat_id, direction="in", text=text,
+                                  language=user.language)
+            session.add(line)
+            session.flush()
+            return _view(user), line.id
+
+    return _retrying_on_conflict(run)
+
+
+def record_lines(
+    db: Database, user_id: int, texts: list[str], *, direction: str = "out", chat_id: int | None = None,
+    language: str | None = None, staff_name: str | None = None,
+) -> None:
+    """Several lines of one turn (a bot answer may be several messages), in one transaction."""
+    with db.session() as session:
+        session.add_all(
+            TranscriptLine(user_id=user_id, chat_id=chat_id, direction=direction, text=text,
+                           language=language, staff_name=staff_name)
+            for text in texts
+        )
 
 
 def get_user(db: Database, sender_id: str) -> UserView | None:
@@ -130,34 +194,6 @@ def set_language(db: Database, user_id: int, language: str, *, chosen: bool = Fa
         user.language = language
         if chosen:
             user.language_chosen = True
-
-
-def record_line(
-    db: Database,
-    user_id: int,
-    direction: str,
-    text: str,
-    *,
-    chat_id: int | None = None,
-    language: str | None = None,
-    intent: str | None = None,
-    confidence: float | None = None,
-    staff_name: str | None = None,
-) -> int:
-    with db.session() as session:
-        line = TranscriptLine(
-            user_id=user_id,
-            chat_id=chat_id,
-            direction=direction,
-            text=text,
-            language=language,
-            intent=intent,
-            confidence=confidence,
-            staff_name=staff_name,
-        )
-        session.add(line)
-        session.flush()
-        return line.id
 
 
 def set_line_intent(db: Database, line_id: int, intent: str | None, confidence: float | None) -> None:
