@@ -30,6 +30,9 @@ def main() -> None:
         for server in reversed(servers):
             server.stop()
 
+    # Ctrl-C and a service manager's SIGTERM both stop all three processes, even when the
+    # launcher inherited an ignored SIGINT (started in the background by a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         processes.check_ports(settings)
