@@ -19,6 +19,10 @@ from stack.settings import APP_PYTHON, ROOT, StackSettings
 from stack.train import train
 
 
+def _stop_on_sigterm(*_args) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--headless", action="store_true", help="start only the Rasa and action servers")
@@ -33,7 +37,7 @@ def main() -> None:
     # Ctrl-C and a service manager's SIGTERM both stop all three processes, even when the
     # launcher inherited an ignored SIGINT (started in the background by a script).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         processes.check_ports(settings)
         train(settings.model_path)
