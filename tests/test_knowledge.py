@@ -15,7 +15,7 @@ from actions.knowledge import ActionAnswerFaq, answer, knowledge, reply, topics
 from i18n import LANGUAGES, t
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path("/work/shared")
+SHARED = ROOT.parent / "shared"  # the fact sheet lies beside the repository (and in CI)
 HAN = re.compile(r"[\u3400-\u9fff]")
 UNKNOWN_TOPICS = {"fees", "visits", "certificate", "eit"}
 REQUIRED_TOPICS = {
