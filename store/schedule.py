@@ -412,32 +412,28 @@ def _decode(data: bytes) -> str | RowError:
         return RowError(1, f"the file is not UTF-8 ({exc.reason}); save it as CSV UTF-8")
 
 
-def import_sessions(db: Database, data: bytes | str) -> ImportReport:
-    """Import classroom sessions; all or nothing."""
+def _import(db: Database, data: bytes | str, model: type, check) -> ImportReport:
+    """Validate every row, then import all of them in one transaction, or none."""
     text = data if isinstance(data, str) else _decode(data)
     if isinstance(text, RowError):
         return ImportReport(errors=[text])
     with db.session() as session:
-        existing = set(session.scalars(select(ClassroomSession.code)))
-        rows, errors = check_sessions(text, existing)
+        existing = set(session.scalars(select(model.code)))
+        rows, errors = check(text, existing)
         if errors:
             return ImportReport(errors=errors)
         session.add_all(rows)
         return ImportReport(imported=len(rows))
+
+
+def import_sessions(db: Database, data: bytes | str) -> ImportReport:
+    """Import classroom sessions; all or nothing."""
+    return _import(db, data, ClassroomSession, check_sessions)
 
 
 def import_slots(db: Database, data: bytes | str) -> ImportReport:
     """Import consultation slots; all or nothing."""
-    text = data if isinstance(data, str) else _decode(data)
-    if isinstance(text, RowError):
-        return ImportReport(errors=[text])
-    with db.session() as session:
-        existing = set(session.scalars(select(ConsultationSlot.code)))
-        rows, errors = check_slots(text, existing)
-        if errors:
-            return ImportReport(errors=errors)
-        session.add_all(rows)
-        return ImportReport(imported=len(rows))
+    return _import(db, data, ConsultationSlot, check_slots)
 
 
 def _sample_shift_weeks(sessions_text: str, today: dt.date | None = None) -> int:
