@@ -298,7 +298,6 @@ class ProjectClient:
         return result.replies
 
     async def close(self) -> None:
-        await self.service.drain()
         await self.rasa.close()
         self.db.dispose()
 

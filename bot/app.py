@@ -111,7 +111,6 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.notifier import stop_notifier
 
         await stop_notifier(application)
-        await service.drain()
         await rasa.close()
 
     application = (

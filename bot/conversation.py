@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import i18n
-from bot.rasa_client import Button, RasaClient, RasaUnavailable, Reply
+from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, Reply
 from store import conversations
 from store.conversations import UserView
 from store.db import Database
@@ -47,7 +47,6 @@ class ConversationService:
     def __init__(self, db: Database, rasa: RasaClient) -> None:
         self.db = db
         self.rasa = rasa
-        self._background: set[asyncio.Task] = set()
 
     async def in_thread(self, fn, *args, **kwargs):
         # The store is synchronous SQLAlchemy; keep the event loop free for other chats.
@@ -88,35 +87,39 @@ class ConversationService:
         if user.paused:
             return TurnResult(user=user, language=language, paused=True)
         text = incoming.text.strip()
+        intent: tuple[int, str, float | None] | None = None
         if not text:
             replies = [Reply(text=i18n.t("empty_message", language))]
         else:
-            replies = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], line_id)
-        await self.record_replies(user, language, replies, incoming.chat_id)
+            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS])
+            replies = answer.replies
+            if answer.intent and line_id is not None:
+                intent = (line_id, answer.intent, answer.confidence)
+        await self.record_replies(user, language, replies, incoming.chat_id, intent=intent)
         return TurnResult(user=user, language=language, replies=replies)
 
-    async def ask_rasa(self, user: UserView, language: str, text: str, line_id: int | None) -> list[Reply]:
+    async def ask_rasa(self, user: UserView, language: str, text: str) -> RasaAnswer:
         try:
-            await self.rasa.set_slot(user.sender_id, "language", language)
-            replies = await self.rasa.send(
+            # The language goes with the message: Rasa's gateway channel sets the slot from it.
+            return await self.rasa.send(
                 user.sender_id, text, metadata={"language": language, "channel": "gateway"}
             )
         except RasaUnavailable:
-            return [Reply(text=i18n.t("unavailable", language))]
-        if line_id is not None:
-            self._in_background(self._record_intent(user.sender_id, line_id))
-        return replies
+            return RasaAnswer([Reply(text=i18n.t("unavailable", language))])
 
     async def record_replies(
-        self, user: UserView, language: str, replies: list[Reply], chat_id: int | None
+        self, user: UserView, language: str, replies: list[Reply], chat_id: int | None,
+        intent: tuple[int, str, float | None] | None = None,
     ) -> None:
+        """The answer's lines, and the intent Rasa gave the user's line, in one transaction."""
         texts = [
             (reply.text + ("\n" + " | ".join(f"[{b.title}]" for b in reply.buttons) if reply.buttons else "")).strip()
             for reply in replies
         ]
-        if texts:
+        if texts or intent:
             await self.in_thread(
-                conversations.record_lines, self.db, user.id, texts, chat_id=chat_id, language=language
+                conversations.record_lines, self.db, user.id, texts, chat_id=chat_id, language=language,
+                intent=intent,
             )
 
     def record_replies_sync(
@@ -133,22 +136,6 @@ class ConversationService:
         reply = Reply(text=i18n.t(key, language, **values))
         await self.record_replies(user, language, [reply], chat_id)
         return reply
-
-    async def _record_intent(self, sender_id: str, line_id: int) -> None:
-        # Off the reply path: the intent is for staff review, not for this turn's answer.
-        intent, confidence = await self.rasa.latest_intent(sender_id)
-        if intent:
-            await self.in_thread(conversations.set_line_intent, self.db, line_id, intent, confidence)
-
-    def _in_background(self, coroutine) -> None:
-        task = asyncio.create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def drain(self) -> None:
-        """Wait for background work (intent recording) before shutting down."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
 
     # --- commands shared by Telegram and the local chat -------------------------------------
 

@@ -92,7 +92,6 @@ async def run_local_chat(settings: BotSettings) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        await service.drain()
         await rasa.close()
         print("\nbye")
     sys.stdout.flush()

@@ -1,4 +1,5 @@
-"""Talks to the Rasa server over HTTP: the REST channel for messages, the HTTP API for slots."""
+"""Talks to the Rasa server over HTTP: the gateway channel for messages (stack/rasa_channel.py:
+the language goes as metadata, the intent comes back with the answer), the HTTP API for /forget."""
 from __future__ import annotations
 
 import logging
@@ -27,6 +28,13 @@ class Reply:
     custom: dict[str, Any] | None = None
 
 
+@dataclass
+class RasaAnswer:
+    replies: list[Reply]
+    intent: str | None = None  # what Rasa understood: for the transcript and NLU review
+    confidence: float | None = None
+
+
 def parse_replies(body: list[dict[str, Any]]) -> list[Reply]:
     replies: list[Reply] = []
     for item in body:
@@ -51,7 +59,6 @@ class RasaClient:
             timeout=httpx.Timeout(timeout, connect=2.0),
             limits=httpx.Limits(max_keepalive_connections=20, max_connections=100),
         )
-        self._slot_cache: dict[tuple[str, str], Any] = {}
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -66,49 +73,24 @@ class RasaClient:
     def _auth(self) -> dict[str, str]:
         return {"token": self.token} if self.token else {}
 
-    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[Reply]:
+    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> RasaAnswer:
+        """One message; `metadata["language"]` sets the conversation's `language` slot."""
         try:
             response = await self._client.post(
-                "/webhooks/rest/webhook",
+                "/webhooks/gateway/webhook",
                 json={"sender": sender, "message": text, "metadata": metadata or {}},
             )
             response.raise_for_status()
-            return parse_replies(response.json())
-        except (httpx.HTTPError, ValueError) as error:
+            body = response.json()
+            intent = body.get("intent") or {}
+            return RasaAnswer(parse_replies(body.get("messages") or []), intent.get("name"),
+                              intent.get("confidence"))
+        except (httpx.HTTPError, ValueError, AttributeError) as error:
             logger.warning("Rasa did not answer for %s: %r", sender, error)
             raise RasaUnavailable(str(error)) from error
 
-    async def set_slot(self, sender: str, name: str, value: Any) -> None:
-        """Set a slot through the HTTP API; skipped when this gateway already set that value."""
-        if self._slot_cache.get((sender, name)) == value:
-            return
-        try:
-            response = await self._client.post(
-                f"/conversations/{sender}/tracker/events",
-                params={**self._auth(), "include_events": "NONE"},
-                json={"event": "slot", "name": name, "value": value},
-            )
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            raise RasaUnavailable(str(error)) from error
-        self._slot_cache[(sender, name)] = value
-
-    async def latest_intent(self, sender: str) -> tuple[str | None, float | None]:
-        """The intent Rasa gave the last user message (for the transcript and the NLU inbox)."""
-        try:
-            response = await self._client.get(
-                f"/conversations/{sender}/tracker",
-                params={**self._auth(), "include_events": "NONE"},
-            )
-            response.raise_for_status()
-            intent = (response.json().get("latest_message") or {}).get("intent") or {}
-            return intent.get("name"), intent.get("confidence")
-        except (httpx.HTTPError, ValueError):
-            return None, None
-
     async def forget(self, sender: str) -> None:
         """Replace the conversation's tracker with an empty one (for /forget)."""
-        self._slot_cache = {k: v for k, v in self._slot_cache.items() if k[0] != sender}
         try:
             response = await self._client.put(
                 f"/conversations/{sender}/tracker/events", params=self._auth(), json=[]

@@ -12,9 +12,12 @@ import yaml
 
 from stack.settings import StackSettings
 
+BOUNDED_SQL = "stack.rasa_tracker_store.BoundedSQLTrackerStore"
+
 
 def tracker_store(settings: StackSettings) -> dict:
-    """Rasa's SQL tracker store: SQLite under DATA_DIR, or PostgreSQL from TRACKER_STORE_URL."""
+    """Rasa's SQL tracker store, bounded (stack/rasa_tracker_store.py): SQLite under DATA_DIR,
+    or PostgreSQL from TRACKER_STORE_URL."""
     url = settings.tracker_store_url
     if not url:
         return {"type": "SQL", "dialect": "sqlite", "db": str(settings.data_dir / "rasa_tracker.db")}
@@ -65,5 +68,6 @@ def write(settings: StackSettings) -> tuple[Path, Path]:
     endpoints_path = settings.run_dir / "endpoints.yml"
     credentials_path = settings.run_dir / "credentials.yml"
     endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
-    credentials_path.write_text(yaml.safe_dump({"rest": None}))
+    # rest: for curl and the replica test; the gateway channel: what the gateway uses.
+    credentials_path.write_text(yaml.safe_dump({"rest": None, "stack.rasa_channel.GatewayInput": None}))
     return endpoints_path, credentials_path

@@ -9,7 +9,13 @@ validated exactly as before (same errors, same exceptions).
 With the jsonschema cost gone, the next was the SQLite tracker store's commits (fsync per
 turn and per slot set): SQLite tracker stores run in WAL mode with synchronous=NORMAL (an
 application crash loses nothing; a power cut may lose the last turns). PostgreSQL, the
-production tracker store, is untouched. SCORE_RASA_SPEEDUPS=0 turns both off.
+production tracker store, is untouched. Rasa 3.6 (SQLAlchemy 1.4) opens a new SQLite connection for
+every tracker load and save (NullPool): one connection per thread is kept instead.
+Button presses are payloads (`/choose_session{"session_id":"12"}`): Rasa's RegexMessageHandler
+replaces whatever the NLU pipeline predicted for them, yet the whole pipeline (tokenizer,
+featurizers, DIET) ran first, about a tenth of a booking turn. A payload that names a domain intent
+now gets the RegexMessageHandler's result straight away; anything else goes through the pipeline.
+SCORE_RASA_SPEEDUPS=0 turns all of these off.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
@@ -74,10 +80,49 @@ def sqlite_wal() -> None:
             cursor.close()
 
 
+def sqlite_connection_pool() -> None:
+    import rasa.core.tracker_store as tracker_store
+    from sqlalchemy.pool import SingletonThreadPool
+
+    original = tracker_store.create_engine_kwargs
+
+    def create_engine_kwargs(url):
+        if str(url).startswith("sqlite"):
+            return {"poolclass": SingletonThreadPool}
+        return original(url)
+
+    tracker_store.create_engine_kwargs = create_engine_kwargs
+
+
+def payloads_without_nlu() -> None:
+    from rasa.core.processor import MessageProcessor
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+    from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+    from rasa.shared.nlu.training_data.message import Message
+
+    original = MessageProcessor._parse_message_with_graph
+
+    def parse_message_with_graph(self, message, tracker, only_output_properties=True):
+        if self.http_interpreter is None and (message.text or "").strip().startswith("/"):
+            # Exactly what the graph's last NLU node, RegexMessageHandler, would return.
+            unpacked = YAMLStoryReader.unpack_regex_message(
+                Message({TEXT: message.text}), self.domain, entity_extractor_name="RegexMessageHandler"
+            )
+            if unpacked.get(INTENT):
+                parse_data = {TEXT: "", INTENT: {"name": None, "confidence": 0.0}, ENTITIES: []}
+                parse_data.update(unpacked.as_dict(only_output_properties=only_output_properties))
+                return parse_data
+        return original(self, message, tracker, only_output_properties)
+
+    MessageProcessor._parse_message_with_graph = parse_message_with_graph
+
+
 def main() -> None:
     if os.environ.get("SCORE_RASA_SPEEDUPS", "1") != "0":
         cache_jsonschema_validators()
         sqlite_wal()
+        sqlite_connection_pool()
+        payloads_without_nlu()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"

@@ -170,14 +170,20 @@ def start_turn(
 def record_lines(
     db: Database, user_id: int, texts: list[str], *, direction: str = "out", chat_id: int | None = None,
     language: str | None = None, staff_name: str | None = None,
+    intent: tuple[int, str, float | None] | None = None,
 ) -> None:
-    """Several lines of one turn (a bot answer may be several messages), in one transaction."""
+    """Several lines of one turn (a bot answer may be several messages), in one transaction;
+    `intent` = (line id, intent, confidence): what Rasa understood of the user's line."""
     with db.session() as session:
         session.add_all(
             TranscriptLine(user_id=user_id, chat_id=chat_id, direction=direction, text=text,
                            language=language, staff_name=staff_name)
             for text in texts
         )
+        if intent is not None:
+            line = session.get(TranscriptLine, intent[0])
+            if line is not None:
+                line.intent, line.confidence = intent[1], intent[2]
 
 
 def get_user(db: Database, sender_id: str) -> UserView | None:
@@ -194,14 +200,6 @@ def set_language(db: Database, user_id: int, language: str, *, chosen: bool = Fa
         user.language = language
         if chosen:
             user.language_chosen = True
-
-
-def set_line_intent(db: Database, line_id: int, intent: str | None, confidence: float | None) -> None:
-    with db.session() as session:
-        line = session.get(TranscriptLine, line_id)
-        if line is not None:
-            line.intent = intent
-            line.confidence = confidence
 
 
 def claim_update(db: Database, update_id: int, bot_id: str = "") -> bool:

@@ -1,0 +1,105 @@
+"""The Rasa-side parts the gateway relies on (stack/rasa_channel.py, stack/rasa_main.py), checked
+against the real Rasa server and the real model."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import httpx
+
+from stack.settings import RASA_PYTHON, ROOT
+from stack.train import rasa_env
+
+
+def tracker(stack, sender: str) -> dict:
+    response = httpx.get(f"{stack.rasa_url}/conversations/{sender}/tracker",
+                         params={"token": stack.settings.rasa_token}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def send(stack, sender: str, text: str, language: str | None) -> dict:
+    metadata = {"language": language} if language else {}
+    response = httpx.post(f"{stack.rasa_url}/webhooks/gateway/webhook",
+                          json={"sender": sender, "message": text, "metadata": metadata}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_gateway_channel_sets_language_slot_and_returns_intent(stack):
+    sender = f"channel-{time.time_ns()}"
+    body = send(stack, sender, "hello", "zh")
+    assert body["intent"]["name"] == "greet" and 0 < body["intent"]["confidence"] <= 1
+    # utter_greet is chosen by the language slot: the metadata set it before the answer.
+    assert any("SCORE" in m.get("text", "") and "您好" in m["text"] for m in body["messages"])
+    assert tracker(stack, sender)["slots"]["language"] == "zh"
+
+    body = send(stack, sender, "hello", "en")
+    assert body["messages"][0]["text"].startswith("Hello")
+    assert tracker(stack, sender)["slots"]["language"] == "en"
+
+    # No language, or one the slot does not allow: the slot keeps its value.
+    send(stack, sender, "hello", None)
+    send(stack, sender, "hello", "fr")
+    assert tracker(stack, sender)["slots"]["language"] == "en"
+
+
+def test_gateway_channel_payload_intent_and_unknown_payload(stack):
+    sender = f"channel-{time.time_ns()}"
+    body = send(stack, sender, "/greet", "en")
+    assert body["intent"] == {"name": "greet", "confidence": 1.0}
+    body = send(stack, sender, "/no_such_intent", "en")  # not a domain intent: NLU decides
+    assert body["intent"]["name"] != "no_such_intent"
+    assert body["messages"]  # and the user still gets an answer
+
+
+# Runs in the Rasa environment: the payload shortcut against Rasa's own NLU graph, same model.
+COMPARE = """
+import json, sys
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import UserMessage
+from rasa.core.processor import MessageProcessor
+from rasa.shared.core.trackers import DialogueStateTracker
+from stack import rasa_main
+
+original = MessageProcessor._parse_message_with_graph
+rasa_main.payloads_without_nlu()
+shortcut = MessageProcessor._parse_message_with_graph
+assert shortcut is not original
+processor = Agent.load(sys.argv[1]).processor
+pairs = []
+for text in json.loads(sys.argv[2]):
+    message = UserMessage(text, sender_id="compare")
+    tracker = DialogueStateTracker.from_events("compare", [])
+    pairs.append([original(processor, message, tracker), shortcut(processor, message, tracker)])
+print("RESULT " + json.dumps(pairs))
+"""
+
+
+def test_payload_shortcut_parses_exactly_like_the_nlu_graph(stack):
+    payloads = [
+        '/book_classroom{"module":"1","place":"Dongguan"}',
+        '/choose_session{"session_id":"12"}',
+        '/reschedule_to{"ref":"SC-ABC123","slot_id":"7"}',
+        "/affirm",
+        "  /deny  ",
+        "/greet@0.5",
+        "/faq_fees",
+        "/no_such_intent",
+        '/book_classroom{"module": broken',
+        "/",
+        "what is SCORE",
+    ]
+    result = subprocess.run(
+        [str(RASA_PYTHON), "-c", COMPARE, str(stack.settings.model_path), json.dumps(payloads)],
+        cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    pairs = json.loads(line.removeprefix("RESULT "))
+    assert len(pairs) == len(payloads)
+    for text, (graph, shortcut) in zip(payloads, pairs):
+        assert shortcut == graph, text
+    by_text = dict(zip(payloads, pairs))
+    assert by_text['/choose_session{"session_id":"12"}'][1]["entities"][0]["value"] == "12"
