@@ -20,10 +20,10 @@ def tracker_store(settings: StackSettings) -> dict:
     or PostgreSQL from TRACKER_STORE_URL."""
     url = settings.tracker_store_url
     if not url:
-        return {"type": "SQL", "dialect": "sqlite", "db": str(settings.data_dir / "rasa_tracker.db")}
+        return {"type": BOUNDED_SQL, "dialect": "sqlite", "db": str(settings.data_dir / "rasa_tracker.db")}
     parts = urlsplit(url)
     config = {
-        "type": "SQL",
+        "type": BOUNDED_SQL,
         "dialect": "postgresql",
         "url": parts.hostname or "127.0.0.1",
         "port": parts.port or 5432,
