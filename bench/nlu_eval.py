@@ -71,6 +71,7 @@ asyncio.run(main())
 @dataclass
 class LangResult:
     cv_f1: float | None = None
+    cv_worst: list[tuple[str, float, int, str]] | None = None
     cv_seconds: float = 0.0
     heldout_total: int = 0
     heldout_right: int = 0
@@ -98,10 +99,13 @@ def training_data() -> tuple[dict[str, dict[str, list[str]]], list[dict[str, Any
 
 
 def write_nlu(intents: dict[str, list[str]], shared: list[dict[str, Any]], path: Path) -> None:
+    too_few = sorted(name for name, texts in intents.items() if len(texts) < 2)
+    if too_few:  # CV needs at least two examples of an intent: say which ones it leaves out
+        print(f"  left out of CV (fewer than 2 examples): {', '.join(too_few)}", flush=True)
     blocks: list[dict[str, Any]] = [
         {"intent": name, "examples": "".join(f"- {text}\n" for text in texts)}
         for name, texts in intents.items()
-        if len(texts) >= 2  # CV needs at least two examples of an intent
+        if len(texts) >= 2
     ]
     blocks += shared
     path.write_text(yaml.safe_dump({"version": "3.1", "nlu": blocks}, allow_unicode=True,
@@ -118,7 +122,8 @@ def cv_config(epochs: int, path: Path) -> None:
 
 
 def cross_validate(lang: str, intents: dict[str, list[str]], shared: list[dict[str, Any]],
-                   folds: int, epochs: int, work: Path) -> tuple[float, float]:
+                   folds: int, epochs: int, work: Path
+                   ) -> tuple[float, float, list[tuple[str, float, int, str]]]:
     data, config, out = work / f"nlu_{lang}.yml", work / "cv_config.yml", work / f"cv_{lang}"
     write_nlu(intents, shared, data)
     cv_config(epochs, config)
@@ -131,7 +136,20 @@ def cross_validate(lang: str, intents: dict[str, list[str]], shared: list[dict[s
     )
     seconds = time.monotonic() - started
     report = json.loads((out / "intent_report.json").read_text())
-    return float(report["macro avg"]["f1-score"]), seconds
+    return float(report["macro avg"]["f1-score"]), seconds, worst_intents(report)
+
+
+def worst_intents(report: dict[str, Any], count: int = 8) -> list[tuple[str, float, int, str]]:
+    """The `count` intents with the lowest F1: (intent, F1, support, most confused with)."""
+    rows = []
+    for name, scores in report.items():
+        if not isinstance(scores, dict) or "f1-score" not in scores or name.endswith(" avg"):
+            continue
+        confused = scores.get("confused_with") or {}
+        top = max(confused.items(), key=lambda item: item[1], default=None)
+        rows.append((name, float(scores["f1-score"]), int(scores["support"]),
+                     f"{top[0]} ({top[1]})" if top else ""))
+    return sorted(rows, key=lambda row: (row[1], row[0]))[:count]
 
 
 def parse(model: Path, texts: list[str]) -> list[dict[str, Any]]:
@@ -220,6 +238,8 @@ def main() -> None:
     parser.add_argument("--skip-cv", action="store_true")
     parser.add_argument("--skip-heldout", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="don't list held-out errors")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the CV data and reports (intent_report.json, errors) in DIR")
     parser.add_argument("--langs", nargs="+", choices=LANGS, default=list(LANGS),
                         help="cross-validate only these languages (to run them in parallel)")
     args = parser.parse_args()
@@ -228,14 +248,18 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nlu_eval_") as tmp:
         work = Path(tmp)
+        if args.keep:
+            work = args.keep.resolve()
+            work.mkdir(parents=True, exist_ok=True)
         if not args.skip_cv:
             split, shared = training_data()
             for lang in args.langs:
                 print(f"==> {args.folds}-fold cross-validation, {lang}", flush=True)
-                f1, seconds = cross_validate(
+                f1, seconds, worst = cross_validate(
                     lang, split[lang], shared, args.folds, args.cv_epochs, work
                 )
                 results[lang].cv_f1, results[lang].cv_seconds = f1, seconds
+                results[lang].cv_worst = worst
         if not args.skip_heldout:
             model = args.model
             if model is None:
@@ -245,6 +269,11 @@ def main() -> None:
                 heldout(model, lang, results[lang], show_errors=not args.quiet)
     print()
     ok = table(results, args.folds, args.cv_epochs)
+    for lang in LANGS:
+        if results[lang].cv_worst:
+            print(f"\nlowest CV intent F1, {lang} (F1, support, most confused with):")
+            for name, f1, support, confused in results[lang].cv_worst:
+                print(f"  {name:<22} {f1:.3f}  {support:>3}  {confused}")
     print(f"\ntotal wall time {time.monotonic() - started:.0f} s; targets {'met' if ok else 'MISSED'}")
     sys.exit(0 if ok else 1)
 

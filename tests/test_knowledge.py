@@ -253,6 +253,33 @@ def test_every_faq_intent_has_15_examples_per_language_and_no_duplicates() -> No
     assert not clashes
 
 
+# Intents only a button sends (`/intent{...}`, parsed without NLU): their entities (session or
+# slot id, booking reference, module, place) cannot come from typed text.
+PAYLOAD_ONLY = {"choose_module", "choose_place", "choose_session", "confirm_cancel",
+                "reschedule_to", "confirm_reschedule"}
+
+
+def test_every_typed_intent_has_15_examples_per_language_and_payload_only_ones_none() -> None:
+    examples: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "nlu").glob("*.yml")):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            if "intent" in block:
+                examples.setdefault(block["intent"], []).extend(_examples(block))
+    domain = set(_yaml("domain.yml")["intents"])
+    assert PAYLOAD_ONLY <= domain
+    assert not PAYLOAD_ONLY & set(examples)
+    assert set(examples) <= domain
+    short = {}
+    for intent in sorted(domain - PAYLOAD_ONLY - {"nlu_fallback"}):
+        zh = sum(bool(HAN.search(e)) for e in examples.get(intent, []))
+        en = len(examples.get(intent, [])) - zh
+        if min(en, zh) < 15:
+            short[intent] = (en, zh)
+    assert not short, short
+    lowered = [e.lower() for texts in examples.values() for e in texts]
+    assert len(lowered) == len(set(lowered)), "an example appears twice"
+
+
 def test_test_stories_cover_every_topic_in_both_languages() -> None:
     stories = _yaml("tests/stories/test_knowledge.yml")["stories"]
     covered: dict[str, set[str]] = {}
