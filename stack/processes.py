@@ -97,7 +97,8 @@ def _start(name: str, argv: list[str], env: dict[str, str], settings: StackSetti
 def start_action_server(settings: StackSettings) -> Server:
     return _start(
         "action-server",
-        [str(APP_PYTHON), "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+        # rasa-sdk in one process (stack/action_server.py)
+        [str(APP_PYTHON), "-m", "stack.action_server", "--actions", "actions", "--port", str(settings.action_port)],
         app_env(settings),
         settings,
     )
