@@ -1,4 +1,4 @@
-"""The Rasa-side parts the gateway relies on (stack/rasa_channel.py, stack/rasa_main.py), checked
+"""The Rasa-side parts (stack/rasa_channel.py, the speed-ups in stack/rasa_main.py), checked
 against the real Rasa server and the real model."""
 from __future__ import annotations
 
@@ -103,3 +103,56 @@ def test_payload_shortcut_parses_exactly_like_the_nlu_graph(stack):
         assert shortcut == graph, text
     by_text = dict(zip(payloads, pairs))
     assert by_text['/choose_session{"session_id":"12"}'][1]["entities"][0]["value"] == "12"
+
+
+# Runs in the Rasa environment: the model loaded as Rasa loads it, then with the lean loading.
+LOAD_BOTH = """
+import asyncio, json, sys
+import yaml
+from rasa.core.agent import Agent
+from rasa.utils.tensorflow.models import RasaModel
+from stack import rasa_main
+
+texts = [q["text"] for lang in ("en", "zh")
+         for q in yaml.safe_load(open(f"bench/heldout/{lang}.yml", encoding="utf-8"))["questions"]]
+texts += ["", "😀😀", "<b>hi</b>", "'; DROP TABLE users; --", "SCORE培训 how long 多久"]
+
+
+def rss():
+    return next(int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
+
+
+async def parse_all(agent):
+    out = []
+    for text in texts:
+        data = await agent.parse_message(text)
+        out.append([data["intent"]["name"], data["intent"]["confidence"],
+                    [[r["name"], r["confidence"]] for r in data.get("intent_ranking", [])],
+                    [[e["entity"], e["value"]] for e in data["entities"]]])
+    return out
+
+mode = sys.argv[2]
+if mode == "lean":
+    original = RasaModel.load
+    rasa_main.lean_model_loading()
+    assert RasaModel.load != original
+before = rss()
+agent = Agent.load(sys.argv[1])
+print("RESULT " + json.dumps({"parses": asyncio.run(parse_all(agent)), "mb": rss() - before}))
+"""
+
+
+def test_lean_model_loading_predicts_exactly_the_same(stack):
+    results = {}
+    for mode in ("rasa", "lean"):
+        done = subprocess.run(
+            [str(RASA_PYTHON), "-c", LOAD_BOTH, str(stack.settings.model_path), mode],
+            cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+        results[mode] = json.loads(line.removeprefix("RESULT "))
+    assert len(results["lean"]["parses"]) > 100
+    assert results["lean"]["parses"] == results["rasa"]["parses"]  # confidences to the last bit
+    # and the point of it: the loaded model takes far less memory
+    assert results["lean"]["mb"] < results["rasa"]["mb"] - 200, results
