@@ -39,7 +39,9 @@ if [ "$(cat .venvs/rasa/.stamp 2>/dev/null)" != "$want" ]; then
   echo "==> setting up the Rasa $RASA_VERSION environment (.venvs/rasa, $("$PY310" --version))"
   [ -x .venvs/rasa/bin/python ] || "$PY310" -m venv .venvs/rasa
   .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check --upgrade 'pip<24.1'
-  .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check "rasa[jieba]==$RASA_VERSION"
+  # fastjsonschema: a compiled check of action server responses (stack/rasa_main.py)
+  .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check "rasa[jieba]==$RASA_VERSION" \
+    "fastjsonschema==2.21.1"
   echo "$want" > .venvs/rasa/.stamp
 fi
 

@@ -31,10 +31,26 @@ import sys
 
 
 def cache_jsonschema_validators() -> None:
+    import fastjsonschema
     import jsonschema
     from jsonschema import exceptions, validators
 
     original = jsonschema.validate
+    fast_by_id: dict[int, tuple[object, object]] = {}  # id(validator) -> (validator, compiled)
+
+    def compiled(validator):
+        # jsonschema walks the schema for every instance (the action response's oneOf over
+        # every event type: 12 % of a booking turn); fastjsonschema compiles it to Python.
+        # Only "valid" is taken from it: an invalid instance is checked again by jsonschema.
+        entry = fast_by_id.get(id(validator))
+        if entry is None or entry[0] is not validator:
+            try:
+                entry = (validator, fastjsonschema.compile(validator.schema))
+            except Exception:  # a schema it cannot compile: jsonschema alone
+                entry = (validator, None)
+            fast_by_id[id(validator)] = entry
+        return entry[1]
+
     by_json: dict[tuple, object] = {}
     by_id: dict[int, tuple[object, object]] = {}  # id(schema) -> (schema, validator)
 
@@ -58,6 +74,13 @@ def cache_jsonschema_validators() -> None:
                     by_json[key] = validator
             if len(by_id) < 256:
                 by_id[id(schema)] = (schema, validator)  # keeps schema alive: its id stays its own
+        fast = compiled(validator)
+        if fast is not None:
+            try:
+                fast(instance)
+                return
+            except fastjsonschema.JsonSchemaException:
+                pass  # invalid: let jsonschema find and raise its own error, as before
         error = exceptions.best_match(validator.iter_errors(instance))
         if error is not None:
             raise error
@@ -122,9 +145,50 @@ def payloads_without_nlu() -> None:
     MessageProcessor._parse_message_with_graph = parse_message_with_graph
 
 
+def keep_alive_action_calls() -> None:
+    import asyncio
+
+    from rasa.utils.endpoints import EndpointConfig
+
+    original = EndpointConfig.session
+    shared: dict[tuple[int, int], tuple[object, object]] = {}  # (endpoint, loop) -> (endpoint, session)
+
+    class Borrowed:
+        """`async with` on a shared session: Rasa's request() closes what it gets."""
+
+        def __init__(self, session) -> None:
+            self.session = session
+
+        async def __aenter__(self):
+            return self.session
+
+        async def __aexit__(self, *exc_info) -> bool:
+            return False
+
+    def session(self):
+        # Rasa opens a new aiohttp session, so a new connection, for every action call.
+        # One session per endpoint (and event loop) keeps the connection to the action
+        # server alive between calls. Its idle connections close after 15 s (aiohttp's
+        # default), before rasa-sdk's own 120 s keep-alive timeout can cut one in use.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return original(self)
+        key = (id(self), id(loop))
+        entry = shared.get(key)
+        if entry is None or entry[0] is not self or entry[1].closed:
+            if len(shared) >= 64:
+                return original(self)  # endpoints made per call: don't hoard sessions
+            entry = (self, original(self))
+            shared[key] = entry
+        return Borrowed(entry[1])
+
+    EndpointConfig.session = session
+
+
 def lean_model_loading() -> None:
     import tensorflow as tf
-    from rasa.utils.tensorflow.constants import LEARNING_RATE
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
     from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
     from rasa.utils.tensorflow.models import RasaModel
 
@@ -141,6 +205,8 @@ def lean_model_loading() -> None:
         learning_rate = kwargs.get("config", {}).get(LEARNING_RATE, 0.001)
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), run_eagerly=True)
         model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
+        # Back to the configured mode: RasaModel predicts eagerly when `_run_eagerly` is set.
+        model.run_eagerly = kwargs.get("config", {}).get(RUN_EAGERLY)
         model.load_weights(model_file_name)
         if predict_data_example:
             model.run_inference(predict_data_example)
@@ -156,6 +222,7 @@ def main() -> None:
         sqlite_connection_pool()
         payloads_without_nlu()
         lean_model_loading()
+        keep_alive_action_calls()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"

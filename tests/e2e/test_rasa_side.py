@@ -136,9 +136,13 @@ if mode == "lean":
     original = RasaModel.load
     rasa_main.lean_model_loading()
     assert RasaModel.load != original
+loaded = []
+load = RasaModel.load.__func__
+RasaModel.load = classmethod(lambda cls, *a, **k: loaded.append(load(cls, *a, **k)) or loaded[-1])
 before = rss()
 agent = Agent.load(sys.argv[1])
-print("RESULT " + json.dumps({"parses": asyncio.run(parse_all(agent)), "mb": rss() - before}))
+print("RESULT " + json.dumps({"parses": asyncio.run(parse_all(agent)), "mb": rss() - before,
+                              "eager": [bool(m.run_eagerly) for m in loaded]}))
 """
 
 
@@ -154,5 +158,90 @@ def test_lean_model_loading_predicts_exactly_the_same(stack):
         results[mode] = json.loads(line.removeprefix("RESULT "))
     assert len(results["lean"]["parses"]) > 100
     assert results["lean"]["parses"] == results["rasa"]["parses"]  # confidences to the last bit
+    # predictions run as a traced graph, as Rasa configures them, not eagerly
+    assert results["lean"]["eager"] == results["rasa"]["eager"] == [False]
     # and the point of it: the loaded model takes far less memory
     assert results["lean"]["mb"] < results["rasa"]["mb"] - 200, results
+
+
+# Runs in the Rasa environment: the compiled check says "valid" only where jsonschema does.
+SCHEMA_VERDICTS = r"""
+import copy, json, random
+import fastjsonschema, jsonschema
+from rasa.core.actions.action import RemoteAction
+from rasa.shared.core import events as E
+from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
+
+samples = [
+    E.SlotSet("language", "zh"), E.SlotSet("booking_target", None), E.ActionExecuted("action_listen"),
+    E.BotUttered("hi", {"buttons": [{"title": "A", "payload": "/a"}]}), E.ActiveLoop("booking_form"),
+    E.ActiveLoop(None), E.UserUttered("hello", {"name": "greet", "confidence": 0.9}),
+    E.FollowupAction("action_fallback"), E.Restarted(), E.SessionStarted(), E.AllSlotsReset(),
+    E.ConversationPaused(), E.ConversationResumed(), E.UserUtteranceReverted(), E.ActionReverted(),
+    E.LoopInterrupted(True), E.ActionExecutionRejected("validate_booking_form"),
+    E.ReminderScheduled("remind", __import__("datetime").datetime(2027, 1, 1)),
+]
+events = [e.as_dict() for e in samples]
+responses = [{"events": events, "responses": [{"text": "a", "buttons": []}, {"template": "utter_x"}]},
+             {"events": [], "responses": []}, {}]
+rng = random.Random(7)
+junk = [None, 1, -1.5, "x", "", [], {}, True, [1], {"a": 1}]
+
+
+def mutants(instance, n):
+    out = []
+    for _ in range(n):
+        doc = copy.deepcopy(instance)
+        node = doc
+        for _ in range(rng.randint(1, 4)):  # walk down to a random place
+            if isinstance(node, dict) and node:
+                key = rng.choice(list(node))
+                if rng.random() < 0.3:
+                    choice = rng.random()
+                    if choice < 0.4:
+                        node[key] = rng.choice(junk)
+                    elif choice < 0.7:
+                        del node[key]
+                    else:
+                        node[key + "_x"] = rng.choice(junk)
+                    break
+                node = node[key]
+            elif isinstance(node, list) and node:
+                i = rng.randrange(len(node))
+                if rng.random() < 0.3:
+                    node[i] = rng.choice(junk)
+                    break
+                node = node[i]
+            else:
+                break
+        out.append(doc)
+    return out
+
+checked = disagree = invalid = 0
+for schema, instances in ((RemoteAction.action_response_format_spec(), responses), (EVENTS_SCHEMA, [events])):
+    fast = fastjsonschema.compile(schema)
+    slow = jsonschema.validators.validator_for(schema)(schema)
+    for instance in instances + [m for i in instances for m in mutants(i, 400)]:
+        try:
+            fast(instance)
+            fast_ok = True
+        except fastjsonschema.JsonSchemaException:
+            fast_ok = False
+        slow_ok = slow.is_valid(instance)
+        checked += 1
+        invalid += not slow_ok
+        if fast_ok and not slow_ok:
+            disagree += 1
+            print("DISAGREE", json.dumps(instance)[:300])
+print("RESULT " + json.dumps({"checked": checked, "disagree": disagree, "invalid": invalid}))
+"""
+
+
+def test_compiled_schema_check_accepts_only_what_jsonschema_accepts():
+    done = subprocess.run([str(RASA_PYTHON), "-c", SCHEMA_VERDICTS], cwd=ROOT, env=rasa_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    assert result["checked"] > 1000 and result["invalid"] > 100, result  # the mutants do break things
+    assert result["disagree"] == 0, done.stdout[-3000:]
