@@ -16,8 +16,9 @@ Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
 
+import itertools
 import time
-from typing import Any, List
+from typing import Any, Iterator, List
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
@@ -30,14 +31,17 @@ def compaction(tracker: DialogueStateTracker, domain: Domain, max_events: int,
                keep_turns: int) -> List[Event]:
     """The events that start a compacted copy of this session, or [] when it is not time."""
     events = list(tracker.events)
+    # The session the store would load: from the latest session start (a tracker saved again
+    # after a compaction still holds the events before it).
+    start = max((i for i, e in enumerate(events) if isinstance(e, SessionStarted)), default=0)
     if (
-        len(events) <= max_events
+        len(events) - start <= max_events
         or tracker.active_loop_name
         or tracker.is_paused()
         or tracker.latest_action_name != ACTION_LISTEN_NAME
     ):
         return []
-    turns = [i for i, event in enumerate(events) if isinstance(event, UserUttered)]
+    turns = [i for i, event in enumerate(events) if i > start and isinstance(event, UserUttered)]
     if len(turns) <= keep_turns:
         return []
     cut = turns[-keep_turns]
@@ -71,7 +75,24 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self.max_events = int(max_events)
         self.keep_turns = int(keep_turns)
 
+    async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool):
+        tracker = await super()._retrieve(sender_id, fetch_events_from_all_sessions)
+        if tracker is not None and not fetch_events_from_all_sessions:
+            # Every event of this tracker is in the table: a save stores only what follows.
+            tracker.stored_events = len(tracker.events)
+        return tracker
+
+    def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
+        # Rasa counts the stored events of the session with a query on every save; the
+        # number is known when this store loaded or saved the tracker (under the lock).
+        # It also stays right after a compaction, where counting the latest session would not.
+        stored = getattr(tracker, "stored_events", None)
+        if stored is None:
+            return super()._additional_events(session, tracker)
+        return itertools.islice(tracker.events, stored, len(tracker.events))
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         for event in compaction(tracker, self.domain, self.max_events, self.keep_turns):
             tracker.update(event)
         await super().save(tracker)
+        tracker.stored_events = len(tracker.events)

@@ -68,6 +68,7 @@ async def through_store(path):
     store = BoundedSQLTrackerStore(domain=domain, dialect="sqlite", db=path)
     tracker = build(events)
     await store.save(tracker)
+    await store.save(tracker)  # again, just compacted: nothing is stored twice
     first = await store.retrieve("s")
     assert len(first.events) < 40 < len(events), len(first.events)
     assert first.current_slot_values() == original.current_slot_values()
@@ -77,9 +78,19 @@ async def through_store(path):
     second = await store.retrieve("s")
     assert [e.as_dict() for e in second.events] == [e.as_dict() for e in first.events]
     assert second.get_slot("employees") == "250"
+    # the same tracker saved again (Rasa does for some API calls): nothing stored twice
+    await store.save(second)
+    await store.save(second)
     with store.session_scope() as session:
         rows = session.query(store.SQLEvent).filter(store.SQLEvent.sender_id == "s").count()
     assert rows == len(events) + len(new) + 5, rows  # full history kept, each event once
+    # a tracker this store did not load (a new conversation): Rasa's own count is used
+    fresh = build(conversation(1))
+    fresh.sender_id = "t"
+    await store.save(fresh)
+    fresh.stored_events = None
+    await store.save(fresh)
+    assert len((await store.retrieve("t")).events) == len(fresh.events)
 
 asyncio.run(through_store(sys.argv[1]))
 print("OK")
