@@ -77,19 +77,29 @@ def detect(text: str, current: str | None = None) -> str:
     return current
 
 
-@lru_cache(maxsize=1)
-def _factory_seeded() -> bool:
-    from langdetect import DetectorFactory
+# langdetect loads the profiles of 55 languages (60 MB in the gateway) to tell them apart; the
+# answer here is only Chinese or not, so it gets the English and both Chinese profiles.
+_LANGDETECT_PROFILES = ("en", "zh-cn", "zh-tw")
 
-    DetectorFactory.seed = 0  # langdetect is random unless seeded
-    return True
+
+@lru_cache(maxsize=1)
+def _detector_factory():
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    factory = DetectorFactory()
+    factory.load_json_profile([
+        (Path(PROFILES_DIRECTORY) / name).read_text(encoding="utf-8") for name in _LANGDETECT_PROFILES
+    ])
+    factory.set_seed(0)  # langdetect is random unless seeded
+    return factory
 
 
 def _langdetect(text: str) -> str | None:
-    _factory_seeded()
-    from langdetect import LangDetectException, detect as ld_detect
+    from langdetect import LangDetectException
 
     try:
-        return ld_detect(text)
+        detector = _detector_factory().create()
+        detector.append(text)
+        return detector.detect()
     except LangDetectException:
         return None

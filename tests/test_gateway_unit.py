@@ -76,6 +76,14 @@ def test_detection_is_deterministic():
     assert {i18n.detect(text, "zh") for _ in range(20)} == {"en"}
 
 
+def test_langdetect_tells_english_from_chinese_with_three_profiles():
+    assert i18n._langdetect("we are a garment factory with two hundred workers") == "en"
+    assert i18n._langdetect("我们是一家服装厂，有两百名工人") in ("zh-cn", "zh-tw")
+    # another language is "not Chinese", which is all detect() needs to know
+    assert i18n._langdetect("nous sommes une usine de vêtements") == "en"
+    assert i18n._langdetect("12345 !!!") is None  # nothing to go on
+
+
 def test_rate_limit_slows_one_chat_only():
     limit = ChatRateLimit(rate=5, window=1.0)
     delays = [limit.delay(1) for _ in range(10)]
