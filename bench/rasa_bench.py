@@ -7,8 +7,8 @@ baseline: a minimal project generated in a temp dir (`rasa init`-style config: R
 pipeline and policies; an intent answered by a response, an intent answered by one custom
 action; in-memory tracker store), driven straight over Rasa's REST channel.
 project: bot.conversation.ConversationService (the gateway's turn: user upsert, language,
-transcript, slot set, REST message, intent read-back) -> Rasa (SQL tracker store) -> action
-server -> store. Telegram is not involved (ConversationService is what the Telegram handlers
+transcript, one message to Rasa's gateway channel, answer and intent to the transcript) -> Rasa
+(bounded SQL tracker store) -> action server -> store. Telegram is not involved (ConversationService is what the Telegram handlers
 call). The store and the tracker store are SQLite files in a temp dir, or PostgreSQL databases
 created and dropped on the server of --postgres.
 
