@@ -1,7 +1,7 @@
 """Booking in the conversation: classroom sessions and on-site consultations.
 
 Flow (booking_form, slots filled by ValidateBookingForm's extract_ methods, questions asked by
-the action_ask_ actions below):
+the action_ask_ actions below; a booking request starts afresh in ValidateBookingForm.run):
     kind -> module -> city (classroom) or region (consultation) -> date buttons with seats left
     -> factory, attendees, contact (pre-filled from the latest enquiry; "skip" allowed)
     -> action_booking_summary (Confirm / Cancel) -> action_booking_confirm.
@@ -162,28 +162,46 @@ async def _prefill(tracker: Tracker) -> dict[str, Any]:
 # --- starting ------------------------------------------------------------------------------
 
 
-class ActionBookingStart(Action):
-    """Start a fresh booking: forget the last one's answers, keep what the message said."""
+START_INTENTS = frozenset({"book_classroom", "book_consultation", "start_booking"})
 
-    def name(self) -> str:
-        return "action_booking_start"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: DomainDict) -> list[dict[str, Any]]:
-        events = _reset_slots()
-        intent = _intent(tracker)
-        if intent == "book_classroom":
-            events.append(SlotSet("booking_kind", store.CLASSROOM))
-        elif intent == "book_consultation":
-            events.append(SlotSet("booking_kind", store.CONSULTATION))
-        module = _module_of(_entity(tracker, "module"))
-        if module:
-            events.append(SlotSet("booking_module", str(module)))
-        place = schedule.canonical_place(_entity(tracker, "place"))
-        if place:
-            events.append(SlotSet("booking_place", place))
-        events.append(SlotSet("booking_nonce", uuid.uuid4().hex[:12]))
-        return events
+def _starts_booking(tracker: Tracker) -> bool:
+    """Does the user's message start a (new) booking that this turn has not started yet?
+
+    At the form's activation always. While the form asks, a booking request starts again,
+    except "classroom"/"consultation" as the answer to "which kind?" (that fills the kind).
+    The start sets a nonce: once it is set after the message, the start has run.
+    """
+    intent = _intent(tracker)
+    if intent not in START_INTENTS:
+        return False
+    asking = (tracker.active_loop or {}).get("name") == "booking_form"
+    if asking and tracker.get_slot("requested_slot") == "booking_kind" and intent != "start_booking":
+        return False
+    since_message = []
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            break
+        since_message.append(event)
+    return not any(e.get("event") == "slot" and e.get("name") == "booking_nonce" for e in since_message)
+
+
+def _start_events(tracker: Tracker) -> list[dict[str, Any]]:
+    """A fresh booking: forget the last one's answers, keep what the message said."""
+    events = _reset_slots()
+    intent = _intent(tracker)
+    if intent == "book_classroom":
+        events.append(SlotSet("booking_kind", store.CLASSROOM))
+    elif intent == "book_consultation":
+        events.append(SlotSet("booking_kind", store.CONSULTATION))
+    module = _module_of(_entity(tracker, "module"))
+    if module:
+        events.append(SlotSet("booking_module", str(module)))
+    place = schedule.canonical_place(_entity(tracker, "place"))
+    if place:
+        events.append(SlotSet("booking_place", place))
+    events.append(SlotSet("booking_nonce", uuid.uuid4().hex[:12]))
+    return events
 
 
 # --- the form ------------------------------------------------------------------------------
@@ -192,6 +210,24 @@ class ActionBookingStart(Action):
 class ValidateBookingForm(FormValidationAction):
     def name(self) -> str:
         return "validate_booking_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[dict[str, Any]]:
+        if not _starts_booking(tracker):
+            return await super().run(dispatcher, tracker, domain)
+        # A booking request: start afresh here rather than in an action before the form (one
+        # action call less per booking start). The start's values are then validated exactly
+        # as Rasa validates form slots filled before the form's activation: the filled ones
+        # are the candidates (the SlotSet events after the user's message).
+        start = _start_events(tracker)
+        values = {event["name"]: event["value"] for event in start}
+        since = max((i for i, e in enumerate(tracker.events) if e.get("event") == "user"), default=-1)
+        tracker.events = tracker.events[:since + 1] + [
+            SlotSet(name, value) for name, value in values.items()
+            if name in FORM_SLOTS and value is not None
+        ]
+        tracker.slots.update(values)
+        return start + await super().run(dispatcher, tracker, domain)
 
     @staticmethod
     def _asked(tracker: Tracker, slot: str) -> bool:

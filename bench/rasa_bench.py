@@ -13,8 +13,8 @@ call). The store and the tracker store are SQLite files in a temp dir, or Postgr
 created and dropped on the server of --postgres.
 
 Figures: p50/p95/p99 of an FAQ turn and of a custom-action turn (project: the booking message
-that lists classroom sessions: action_booking_start, booking_form validation, the session list
-with buttons); throughput at concurrency 1/10/50; turn 1 vs turn 100 of one conversation;
+that lists classroom sessions: booking_form's validation, which starts the booking, and the
+session list with buttons); throughput at concurrency 1/10/50; turn 1 vs turn 100 of one conversation;
 resident memory per process; model training time; start-up time to first answer. Baseline and
 project alternate sample by sample. Ports 5601-5604. Prints a table; the headline is the ratios.
 """
@@ -48,8 +48,9 @@ TRAIN_RECORD = CACHE / "project_training.json"
 FAQ_MESSAGES = ["what is SCORE", "what are the benefits of SCORE", "who funds SCORE", "SCORE是什么"]
 # The custom-action turn is the one that lists classroom sessions. In the chat it is a button
 # press (the place buttons of the booking form); as one turn of a new conversation it is the
-# payload that starts the booking form with module and place: action_booking_start, the form's
-# validation (validate_booking_form) and action_ask_booking_target (sessions as buttons).
+# payload that starts the booking form with module and place: the form's validation
+# (validate_booking_form, which starts the booking) and action_ask_booking_target (sessions as
+# buttons): two action server calls. Until commit 3a806e0 a third, action_booking_start, came first.
 # The baseline's custom-action turn is a payload too, so neither runs NLU on it.
 ACTION_MESSAGES = ['/book_classroom{"module":"1","place":"Dongguan"}']
 BASE_FAQ = ["hello", "hi there", "good morning", "hey"]

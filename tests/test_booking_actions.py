@@ -100,11 +100,49 @@ async def test_place_question_lists_places_with_dates(db):
 # --- the form -------------------------------------------------------------------------------
 
 
-async def test_start_reads_kind_module_and_draws_a_nonce(db):
-    _, events = await run(ab.ActionBookingStart(), tracker("book_classroom", entities={"module": "2"}))
+DOMAIN = yaml.safe_load(open("domain.yml", encoding="utf-8"))
+
+
+def in_form(t: Tracker, requested: str) -> Tracker:
+    t.active_loop = {"name": "booking_form"}
+    t.slots["requested_slot"] = requested
+    return t
+
+
+async def test_start_at_activation_reads_kind_module_and_draws_a_nonce(db):
+    add_session(db, city="Dongguan", module=2)
+    old = {"booking_target": "99", "booking_place": "Shanghai", "booking_factory": "Old Ltd"}
+    t = tracker("book_classroom", entities={"module": "2"}, slots={"requested_slot": "booking_kind", **old})
+    messages, events = await run(ab.ValidateBookingForm(), t)
     values = slots_of(events)
     assert values["booking_kind"] == "classroom" and values["booking_module"] == "2"
-    assert values["booking_target"] is None and len(values["booking_nonce"]) == 12
+    assert values["booking_target"] is None and values["booking_place"] is None
+    assert values["booking_factory"] is None and len(values["booking_nonce"]) == 12
+    # the start is validated as slots set before the form would be: no complaint about the
+    # emptied ones, the nonce drawn once
+    assert [e["name"] for e in events if e["event"] == "slot"].count("booking_nonce") == 1
+    assert messages == []
+
+
+async def test_start_runs_once_per_message(db):
+    t = tracker("book_classroom", slots={"requested_slot": "booking_kind"})
+    t.events.append({"event": "slot", "name": "booking_nonce", "value": "n1"})
+    assert not ab._starts_booking(t)  # this message already started a booking
+
+
+async def test_a_new_request_while_the_form_asks_starts_again(db):
+    t = in_form(tracker("book_consultation", slots=form_slots(7)), "booking_factory")
+    _, events = await run(ab.ValidateBookingForm(), t)
+    values = slots_of(events)
+    assert values["booking_kind"] == "consultation" and values["booking_target"] is None
+    assert values["booking_nonce"] != "n1"
+
+
+async def test_classroom_as_the_answer_to_which_kind_fills_the_kind(db):
+    t = in_form(tracker("book_classroom", "classroom please", slots={"booking_module": "3"}), "booking_kind")
+    assert not ab._starts_booking(t)
+    t = in_form(tracker("start_booking", "I want to book", slots={"booking_module": "3"}), "booking_kind")
+    assert ab._starts_booking(t)  # a new request, not an answer
 
 
 async def test_extraction_reads_only_the_requested_slot(db):
@@ -266,13 +304,15 @@ def test_domain_declares_every_booking_action_and_intent():
 
 
 async def test_no_dates_message_is_said_once_when_kind_and_module_arrive_together(db):
+    # "/book_classroom{"module":"4"}" activates the form; module 4 has no dates
     form = ab.ValidateBookingForm()
-    latest = {"intent": {"name": "book_classroom"}, "text": "", "entities": [], "metadata": {}}
-    t = Tracker(SENDER, {"booking_kind": "classroom", "booking_module": "4", "requested_slot": None},
+    latest = {"intent": {"name": "book_classroom"}, "text": "", "entities": [{"entity": "module", "value": "4"}],
+              "metadata": {}}
+    t = Tracker(SENDER, {"requested_slot": "booking_kind"},
                 latest, [{"event": "user", "text": "", "parse_data": latest},
-                         {"event": "slot", "name": "booking_kind", "value": "classroom"},
-                         {"event": "slot", "name": "booking_module", "value": "4"}],
-                False, None, {"name": "booking_form"}, "booking_form")
+                         {"event": "slot", "name": "requested_slot", "value": "booking_kind"},
+                         {"event": "action", "name": "booking_form"}],
+                False, None, {}, "booking_form")
     d = CollectingDispatcher()
     events = await form.run(d, t, {"forms": {"booking_form": {"required_slots": list(ab.FORM_SLOTS)}},
                                   "slots": {s: {} for s in ab.FORM_SLOTS}})

@@ -246,3 +246,20 @@ def test_fast_action_response_check_agrees_with_jsonschema():
     result = json.loads(line.removeprefix("RESULT "))
     assert result["checked"] > 2000 and result["invalid"] > 300, result  # the mutants do break things
     assert result["disagree"] == 0, done.stdout[-3000:]
+
+
+def test_booking_starts_in_the_form_and_a_new_request_starts_again(stack):
+    sender = f"channel-{time.time_ns()}"
+    send(stack, sender, '/book_classroom{"module":"1","place":"Dongguan"}', "en")
+    first = tracker(stack, sender)["slots"]
+    assert first["booking_kind"] == "classroom" and first["booking_place"] == "Dongguan"
+    assert first["requested_slot"] == "booking_target" and first["booking_nonce"]
+    # while the form asks for a date: a consultation instead
+    body = send(stack, sender, '/book_consultation{"module":"2"}', "en")
+    again = tracker(stack, sender)["slots"]
+    assert again["booking_kind"] == "consultation" and again["booking_module"] == "2"
+    assert again["booking_place"] is None and again["booking_target"] is None
+    assert again["booking_nonce"] != first["booking_nonce"]
+    assert again["requested_slot"] == "booking_place" and body["messages"]
+    events = tracker(stack, sender)["events"]
+    assert not any(e.get("name") == "action_booking_start" for e in events)
