@@ -10,20 +10,8 @@ from sqlalchemy import create_engine, text
 
 from store.db import Database
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "POSTGRES_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgres_available() -> bool:
-    try:
-        engine = create_engine(POSTGRES_ADMIN_URL)
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+from tests.services import POSTGRES_URL as POSTGRES_ADMIN_URL
+from tests.services import postgres_up
 
 
 @pytest.fixture
@@ -41,7 +29,7 @@ def postgres_db() -> Iterator[Database]:
     PostgreSQL is part of this machine kind and of CI: when it is missing the test fails
     (it is not skipped), unless ALLOW_NO_POSTGRES=1 is set for a quick local run.
     """
-    if not _postgres_available():
+    if not postgres_up():
         if os.environ.get("ALLOW_NO_POSTGRES") == "1":
             pytest.skip("PostgreSQL not reachable and ALLOW_NO_POSTGRES=1")
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")

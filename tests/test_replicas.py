@@ -7,8 +7,6 @@ tests/e2e/test_replicas.py shows the consequence with real servers. Needs Redis
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import uuid
 from urllib.parse import urlsplit
@@ -17,8 +15,8 @@ import pytest
 
 from stack.settings import RASA_PYTHON, ROOT
 from stack.train import rasa_env
+from tests.services import REDIS_URL, redis_up
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
 SCRIPT = r"""
 import json, sys, threading
@@ -47,16 +45,6 @@ print(json.dumps({"tickets": sorted(tickets), "queued": queued}))
 """
 
 
-def _redis_up() -> bool:
-    parts = urlsplit(REDIS_URL)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def run(kind: str) -> dict:
     parts = urlsplit(REDIS_URL)
     prefix = f"locktest{uuid.uuid4().hex[:10]}"
@@ -69,7 +57,7 @@ def run(kind: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not _redis_up(), reason=f"Redis is not reachable at {REDIS_URL}")
+@pytest.mark.skipif(not redis_up(), reason=f"Redis is not reachable at {REDIS_URL}")
 @pytest.mark.skipif(not RASA_PYTHON.exists(), reason="no Rasa environment (.venvs/rasa)")
 def test_atomic_lock_store_issues_every_ticket_once() -> None:
     result = run("atomic")

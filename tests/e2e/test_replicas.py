@@ -27,40 +27,15 @@ from stack import processes
 from stack.settings import MODEL_PATH, RASA_PYTHON, StackSettings
 from stack.train import is_current, rasa_env, train
 from tests.fakes.bot_api import free_port
+from tests.services import POSTGRES_URL, REDIS_URL, postgres_up, redis_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-POSTGRES_URL = os.environ.get("POSTGRES_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "replica-token"
 
 
 def _admin_engine():
     return create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-
-
-def _redis_up() -> bool:
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(REDIS_URL)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _postgres_up() -> bool:
-    try:
-        engine = _admin_engine()
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
 
 
 def _redis_delete_prefix(prefix: str) -> None:
@@ -120,9 +95,9 @@ def _create_tracker_tables(tracker_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory) -> Iterator[Replicas]:
-    if not _postgres_up():
+    if not postgres_up():
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL}")
-    if not _redis_up():
+    if not redis_up():
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     if not MODEL_PATH.exists() or (not is_current(MODEL_PATH) and os.environ.get("SCORE_ALLOW_STALE_MODEL") != "1"):
         train(MODEL_PATH)
