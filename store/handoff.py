@@ -188,13 +188,19 @@ def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
     return handoff
 
 
-def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLine:
-    """A staff message to the user: kept in the transcript and queued for the gateway."""
+def _staff_text(text: str, what: str, limit: int) -> str:
+    """A reply or note as staff typed it, stripped; empty or too long is refused."""
     text = text.strip()
     if not text:
-        raise HandoffError("The reply is empty.")
-    if len(text) > MAX_REPLY:
-        raise HandoffError(f"The reply is longer than {MAX_REPLY} characters.")
+        raise HandoffError(f"The {what} is empty.")
+    if len(text) > limit:
+        raise HandoffError(f"The {what} is longer than {limit} characters.")
+    return text
+
+
+def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLine:
+    """A staff message to the user: kept in the transcript and queued for the gateway."""
+    text = _staff_text(text, "reply", MAX_REPLY)
     user = session.get(User, user_id)
     if user is None:
         raise HandoffError("No such conversation.")
@@ -226,11 +232,7 @@ def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLi
 
 
 def add_note(session: Session, handoff_id: int, staff: str, text: str) -> HandoffNote:
-    text = text.strip()
-    if not text:
-        raise HandoffError("The note is empty.")
-    if len(text) > MAX_NOTE:
-        raise HandoffError(f"The note is longer than {MAX_NOTE} characters.")
+    text = _staff_text(text, "note", MAX_NOTE)
     if session.get(Handoff, handoff_id) is None:
         raise HandoffError("No such handoff.")
     note = HandoffNote(handoff_id=handoff_id, author=staff, text=text)
