@@ -49,7 +49,7 @@ def install_processor_hook() -> None:
     async def handle_message_with_tracker(self, message: UserMessage, tracker) -> None:
         await original(self, message, tracker)
         language = (message.metadata or {}).get(LANGUAGE_SLOT)
-        slot = next((s for s in self.domain.slots if s.name == LANGUAGE_SLOT), None)
+        slot = tracker.slots.get(LANGUAGE_SLOT)
         if (
             isinstance(slot, CategoricalSlot)
             and language in slot.values

@@ -50,7 +50,7 @@ def compaction(tracker: DialogueStateTracker, domain: Domain, max_events: int,
         return []  # a form spans the cut: try again after a later turn
     # The store finds the latest session start by timestamp: every new event comes after it.
     now = time.time()
-    stamps = (now + i * 1e-6 for i in range(len(events) + len(domain.slots) + 4))
+    stamps = (now + i * 1e-6 for i in itertools.count())
     initial = {slot.name: slot.initial_value for slot in domain.slots}
     copy: List[Event] = [
         ActionExecuted(ACTION_SESSION_START_NAME, timestamp=next(stamps)),
