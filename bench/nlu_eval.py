@@ -7,7 +7,7 @@
    language separately (an example containing Han characters is Chinese), with the project's
    config.yml except fewer DIET epochs (CV trains `folds` models per language on 2 cores).
    Reports intent macro-F1 over every intent of that language.
-2. Held-out: bench/heldout/{en,zh}.yml, questions written apart from nlu/, parsed by the full
+2. Held-out: bench/heldout/*.yml (bench/heldout/README.md), written apart from nlu/, parsed by the full
    model (trained here with the project's config unless --model is given). A question counts
    as answered right when the predicted intent is the expected one; an out_of_scope question
    counts as caught when it gets out_of_scope or nlu_fallback (both go to action_fallback).
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from actions.knowledge import knowledge, reply  # noqa: E402
+from bench.heldout_sets import load as load_heldout  # noqa: E402
 from stack.settings import RASA_PYTHON  # noqa: E402
 from stack.train import rasa_env, train  # noqa: E402
 
@@ -173,11 +174,13 @@ def invented_figure(intent: str | None, lang: str) -> bool:
 
 
 def heldout(model: Path, lang: str, result: LangResult, show_errors: bool) -> None:
-    items = yaml.safe_load((ROOT / "bench" / "heldout" / f"{lang}.yml").read_text("utf-8"))
-    questions = items["questions"]
-    predictions = parse(model, [q["text"] for q in questions])
-    for question, predicted in zip(questions, predictions, strict=True):
-        expected, got = question["intent"], predicted["intent"]
+    messages = [m for m in load_heldout() if m.language == lang]
+    predictions = parse(model, [m.text for m in messages])
+    for message, predicted in zip(messages, predictions, strict=True):
+        # Intent level (until the answer-level scoring): an eligibility message should start
+        # the check (check_eligibility).
+        expected = "check_eligibility" if message.kind == "eligibility" else message.expect
+        got = predicted["intent"]
         right = got in MISS if expected == "out_of_scope" else got == expected
         result.heldout_total += 1
         result.heldout_right += right
@@ -188,7 +191,7 @@ def heldout(model: Path, lang: str, result: LangResult, show_errors: bool) -> No
             result.figure_questions += 1
             result.invented_figures += invented_figure(got, lang)
         if not right and show_errors:
-            print(f"  miss [{lang}] {question['text']!r}: expected {expected}, got {got} "
+            print(f"  miss [{lang}] {message.text!r}: expected {expected}, got {got} "
                   f"({predicted['confidence']:.2f})")
 
 

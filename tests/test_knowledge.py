@@ -292,16 +292,30 @@ def test_test_stories_cover_every_topic_in_both_languages() -> None:
         assert covered.get(topic) == {"en", "zh"}, topic
 
 
-def test_heldout_questions_are_not_training_examples() -> None:
+def test_heldout_messages_are_apart_from_the_training_data() -> None:
+    """bench/heldout/ is scored by bench/nlu_eval.py: none of its messages may be a training
+    example, compared on words only (case, punctuation and spacing ignored)."""
+    from bench.heldout_sets import load, normalised
+
     training = set()
     for path in (ROOT / "nlu").glob("*.yml"):
         for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
             if "intent" in block:
-                training |= {e.lower() for e in _examples(block)}
+                training |= {normalised(e) for e in _examples(block)}
+    messages = load()  # also checks the format (bench/heldout/README.md)
+    overlap = sorted(m.text for m in messages if normalised(m.text) in training)
+    assert not overlap, f"held-out messages that are training examples: {overlap}"
     for lang, minimum in (("en", 60), ("zh", 40)):
-        items = _yaml(f"bench/heldout/{lang}.yml")["questions"]
-        assert len(items) >= minimum
-        assert not {item["text"].lower() for item in items} & training
-        intents = {item["intent"] for item in items}
-        assert "out_of_scope" in intents
-        assert intents - {"out_of_scope"} <= {f"faq_{topic}" for topic in topics()}
+        kinds = [m.kind for m in messages if m.language == lang]
+        assert len(kinds) >= minimum
+        assert {"answer", "out_of_scope", "eligibility"} <= set(kinds), lang
+
+
+def test_heldout_format_errors_name_the_message(tmp_path: Path) -> None:
+    from bench.heldout_sets import load
+
+    (tmp_path / "en.yml").write_text(
+        'language: en\nmessages:\n  - {text: "hi there", expect: faq_no_such_topic}\n', encoding="utf-8"
+    )
+    with pytest.raises(ValueError, match="en.yml message 1"):
+        load(tmp_path)

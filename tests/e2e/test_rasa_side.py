@@ -113,8 +113,8 @@ from rasa.core.agent import Agent
 from rasa.utils.tensorflow.models import RasaModel
 from stack import rasa_main
 
-texts = [q["text"] for lang in ("en", "zh")
-         for q in yaml.safe_load(open(f"bench/heldout/{lang}.yml", encoding="utf-8"))["questions"]]
+texts = [m["text"] for lang in ("en", "zh")
+         for m in yaml.safe_load(open(f"bench/heldout/{lang}.yml", encoding="utf-8"))["messages"]]
 texts += ["", "😀😀", "<b>hi</b>", "'; DROP TABLE users; --", "SCORE培训 how long 多久"]
 
 
