@@ -1,9 +1,12 @@
-"""What the assistant says when it did not understand (nlu_fallback) or the question is not
-about SCORE (out_of_scope).
+"""What the assistant says when it did not understand (nlu_fallback), the question is not
+about SCORE (out_of_scope), or a message has no place in the conversation at this point
+(RulePolicy's core fallback: a "yes" to nothing, a button from an old message).
 
 First miss: ask to rephrase and suggest topics as buttons. Second miss in a row (or more):
 offer a person (button /request_human, owned by the handoff capability) and the published
 contact. Misses are counted from the tracker's user events, so nothing extra is stored.
+After this action the rule "after the fallback answer, wait for the user" (stories/core.yml)
+hands the turn back to the user; an active form is resumed instead (back_to_form).
 """
 from __future__ import annotations
 
@@ -59,6 +62,11 @@ class ActionFallback(Action):
             dispatcher.utter_message(text=text, buttons=[human_button(lang, "misunderstood")])
         else:
             intent = (tracker.latest_message.get("intent") or {}).get("name")
-            key = "out_of_scope_rephrase" if intent == "out_of_scope" else "fallback_rephrase"
+            if intent == "out_of_scope":
+                key = "out_of_scope_rephrase"
+            elif is_miss(intent):
+                key = "fallback_rephrase"
+            else:  # understood, but nothing in the conversation it could answer
+                key = "fallback_out_of_context"
             dispatcher.utter_message(text=t(key, lang), buttons=suggestion_buttons(lang))
         return back_to_form(tracker)
