@@ -316,12 +316,16 @@ class ValidateEligibilityForm(FormValidationAction):
         resets: list[EventType] = []
         if activating:
             # A new check starts from this message only: answers left by an interrupted
-            # earlier check (carried over between sessions) must not fill this one.
-            stale = [k for k in (*FORM_SLOTS, *HELPER_SLOTS) if before.get(k) is not None]
+            # earlier check (carried over between sessions) must not fill this one. Facts the
+            # user stated before the check (actions/factory_facts.py) are kept.
+            noted = before.get("noted_facts") if isinstance(before.get("noted_facts"), list) else []
+            stale = [k for k in (*FORM_SLOTS, *HELPER_SLOTS) if before.get(k) is not None and k not in noted]
             tracker.slots.update({k: None for k in stale})
         turn = _turn(tracker)
         if activating:
             resets = [SlotSet(k, None) for k in stale if k not in turn]
+            if noted:
+                resets.append(SlotSet("noted_facts", None))  # used by this check
         # The SDK calls each extract_<slot> with a tracker it updates as it goes; all of them
         # must read the message against the slots as they were before this turn.
         setattr(tracker, "_eligibility_turn", turn)
