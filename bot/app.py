@@ -20,7 +20,7 @@ from telegram.ext import (
 )
 
 from bot.conversation import ConversationService
-from bot.handlers import RASA_COMMANDS, Gateway, on_error
+from bot.handlers import Gateway, on_error
 from bot.processor import PerChatUpdateProcessor
 from bot.rasa_client import RasaClient
 from bot.settings import BotSettings
@@ -63,11 +63,8 @@ async def wait_for_rasa(rasa: RasaClient, timeout: float = 300.0) -> None:
 def register_handlers(application: Application, gateway: Gateway) -> None:
     """Every handler, in one readable place. Order matters: the first matching group wins."""
     private_or_group = filters.ChatType.PRIVATE | filters.ChatType.GROUPS
-    application.add_handler(CommandHandler("start", gateway.on_start))
-    application.add_handler(CommandHandler("help", gateway.on_help))
-    application.add_handler(CommandHandler("language", gateway.on_language))
-    application.add_handler(CommandHandler("forget", gateway.on_forget))
-    application.add_handler(CommandHandler(list(RASA_COMMANDS), gateway.on_rasa_command))
+    # The commands' answers are the conversation service's (bot/conversation.py), as on every channel.
+    application.add_handler(CommandHandler([name for name, _ in COMMANDS["en"]], gateway.on_command))
     if gateway.handoff:
         gateway.handoff.register(application)
     application.add_handler(CallbackQueryHandler(gateway.on_button))

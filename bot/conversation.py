@@ -2,13 +2,21 @@
 local terminal chat alike, so both exercise the same code path.
 
 A turn: find the user, decide the language, write the transcript, ask Rasa (unless staff
-have the conversation), write the replies to the transcript.
+have the conversation), write the replies to the transcript. Commands (/start, /help,
+/language, /cancel, ...) and button presses are handled here too, so every channel answers
+them the same way.
+
+Whatever happens inside Rasa, one user message gets at most MAX_REPLIES bot messages: a
+repeated message is dropped and the rest cut, with an error in the log (a dialogue that
+repeats itself is a bug to fix, not something to show the user). A turn that tripped Rasa's
+circuit breaker comes back with `reset` (stack/rasa_channel.py has reset the dialogue): the
+user gets one short apology instead of what the looping turn said.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import i18n
 from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, Reply
@@ -20,6 +28,18 @@ logger = logging.getLogger(__name__)
 
 # NLU cost grows with length; a 4096-character paste still gets an answer from its start.
 MAX_NLU_CHARS = 2000
+# At most this many bot messages answer one user message (the answer, a form's next question,
+# a note: never more in a healthy dialogue).
+MAX_REPLIES = 4
+
+# Payloads the gateway handles itself; everything else is a Rasa payload.
+LANG_PREFIX = "lang:"
+FORGET_YES, FORGET_NO = "forget:yes", "forget:no"
+# Commands that are Rasa intents: the command goes to Rasa as an intent payload.
+RASA_COMMANDS = {"bookings": "/my_bookings", "human": "/request_human", "cancel": "/stop_form"}
+# What Rasa is sent on /start: its default `restart` intent clears the dialogue (forms,
+# slots), so a conversation in any state starts clean.
+RESTART_PAYLOAD = "/restart"
 
 
 @dataclass
@@ -101,11 +121,21 @@ class ConversationService:
     async def ask_rasa(self, user: UserView, language: str, text: str) -> RasaAnswer:
         try:
             # The language goes with the message: Rasa's gateway channel sets the slot from it.
-            return await self.rasa.send(
+            answer = await self.rasa.send(
                 user.sender_id, text, metadata={"language": language, "channel": "gateway"}
             )
         except RasaUnavailable:
             return RasaAnswer([Reply(text=i18n.t("unavailable", language))])
+        if answer.reset:
+            logger.error("Rasa's circuit breaker stopped a turn of %s (%d messages); its dialogue "
+                         "was reset", user.sender_id, len(answer.replies))
+            answer.replies = [Reply(text=i18n.t("dialogue_reset", language))]
+        if not answer.replies:
+            # Silence is a dialogue bug too; the user still gets an answer.
+            logger.error("Rasa answered %s with no message (intent %s)", user.sender_id, answer.intent)
+            answer.replies = [Reply(text=i18n.t("no_answer", language))]
+        answer.replies = bounded(answer.replies, user.sender_id)
+        return answer
 
     async def record_replies(
         self, user: UserView, language: str, replies: list[Reply], chat_id: int | None,
@@ -137,7 +167,59 @@ class ConversationService:
         await self.record_replies(user, language, [reply], chat_id)
         return reply
 
-    # --- commands shared by Telegram and the local chat -------------------------------------
+    # --- commands and buttons shared by every channel --------------------------------------
+
+    async def command(self, incoming: Incoming, name: str, args: list[str] | None = None) -> TurnResult:
+        """A command the user typed (`name` without the slash, lower case)."""
+        args = args or []
+        if name == "start":
+            return await self.start(incoming)
+        if name in RASA_COMMANDS:
+            return await self.handle(
+                replace(incoming, text=RASA_COMMANDS[name], is_payload=True, shown_text=f"/{name}")
+            )
+        if name == "language":
+            choice = args[0].lower() if args else ""
+            if choice in ("en", "english", "zh", "chinese", "中文"):
+                return await self.choose_language(incoming, "zh" if choice in ("zh", "chinese", "中文") else "en")
+            return await self.reply_with(incoming, "choose_language", buttons=language_buttons())
+        if name == "forget":
+            user = await self.user_for(incoming)
+            buttons = [Button(i18n.t("forget_yes", user.language), FORGET_YES),
+                       Button(i18n.t("forget_no", user.language), FORGET_NO)]
+            # Not written to the transcript: the user may be about to delete it.
+            return TurnResult(user, user.language, [Reply(i18n.t("forget_confirm", user.language), buttons)])
+        return await self.reply_with(incoming, "help" if name == "help" else "unknown_command")
+
+    async def press(self, incoming: Incoming, payload: str, title: str | None = None) -> TurnResult:
+        """A button press: the gateway's own buttons here, Rasa's payloads to Rasa."""
+        if payload.startswith(LANG_PREFIX):
+            return await self.choose_language(incoming, payload[len(LANG_PREFIX):])
+        if payload in (FORGET_YES, FORGET_NO):
+            if payload == FORGET_YES:
+                return await self.forget(incoming)
+            user = await self.user_for(incoming)
+            return TurnResult(user, user.language, [Reply(i18n.t("forget_kept", user.language))])
+        return await self.handle(replace(incoming, text=payload, is_payload=True, shown_text=title))
+
+    async def start(self, incoming: Incoming) -> TurnResult:
+        """/start: a clean dialogue in Rasa (whatever state it was in), then the welcome."""
+        user = await self.user_for(incoming)
+        if not user.paused:  # staff have the conversation: theirs to hand back
+            try:
+                await self.rasa.send(user.sender_id, RESTART_PAYLOAD,
+                                     metadata={"language": user.language, "channel": "gateway"})
+            except RasaUnavailable:
+                logger.warning("could not restart Rasa's dialogue for %s", user.sender_id)
+        reply = await self.say(user, user.language, "welcome", incoming.chat_id)
+        reply.buttons = language_buttons()
+        return TurnResult(user=user, language=user.language, replies=[reply])
+
+    async def reply_with(self, incoming: Incoming, key: str, buttons: list[Button] | None = None) -> TurnResult:
+        user = await self.user_for(incoming)
+        reply = await self.say(user, user.language, key, incoming.chat_id)
+        reply.buttons = buttons or []
+        return TurnResult(user=user, language=user.language, replies=[reply])
 
     async def choose_language(self, incoming: Incoming, language: str) -> TurnResult:
         user = await self.user_for(incoming)
@@ -163,4 +245,19 @@ class ConversationService:
 
 
 def language_buttons() -> list[Button]:
-    return [Button(title="English", payload="lang:en"), Button(title="中文", payload="lang:zh")]
+    return [Button(title="English", payload=f"{LANG_PREFIX}en"), Button(title="中文", payload=f"{LANG_PREFIX}zh")]
+
+
+def bounded(replies: list[Reply], sender: str) -> list[Reply]:
+    """At most MAX_REPLIES messages, none repeated; anything more is a dialogue bug: logged."""
+    kept: list[Reply] = []
+    seen: set[tuple] = set()
+    for reply in replies:
+        key = (reply.text, tuple((b.title, b.payload) for b in reply.buttons), repr(reply.custom))
+        if key not in seen:
+            seen.add(key)
+            kept.append(reply)
+    if len(kept) < len(replies) or len(kept) > MAX_REPLIES:
+        logger.error("Rasa answered %s with %d messages (%d distinct); sending %d",
+                     sender, len(replies), len(kept), min(len(kept), MAX_REPLIES))
+    return kept[:MAX_REPLIES]

@@ -4,29 +4,18 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
+from telegram import Message, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 import i18n
-from bot.conversation import ConversationService, Incoming, TurnResult, language_buttons
+from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.rasa_client import Reply
 from bot.rendering import CallbackPayloads, keyboard, split_text
 from store import conversations
 
 logger = logging.getLogger(__name__)
-
-# Payloads the gateway handles itself; everything else is a Rasa payload.
-LANG_PREFIX = "lang:"
-FORGET_YES, FORGET_NO = "forget:yes", "forget:no"
-# Commands that are Rasa intents: the command text goes to Rasa as an intent payload.
-RASA_COMMANDS = {"bookings": "/my_bookings", "human": "/request_human", "cancel": "/stop_form"}
 
 
 class Gateway:
@@ -72,14 +61,7 @@ class Gateway:
 
     async def turn(self, update: Update, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
         await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
-        result = await self.service.handle(incoming)
-        if result.paused:
-            if self.handoff:
-                await self.handoff.relay_user_message(context, result, incoming)
-            return
-        await self.send(update, context, result.replies)
-        if self.handoff:
-            await self.handoff.after_turn(context, result)
+        await self.show(update, context, await self.service.handle(incoming), incoming)
 
     # --- text and buttons -----------------------------------------------------------------
 
@@ -127,14 +109,9 @@ class Gateway:
             user = await self.service.user_for(self.incoming(update, ""))
             await self.send(update, context, [Reply(text=i18n.t("button_expired", user.language))])
             return
-        if payload.startswith(LANG_PREFIX):
-            result = await self.service.choose_language(self.incoming(update, ""), payload[len(LANG_PREFIX):])
-            await self.send(update, context, result.replies)
-            return
-        if payload in (FORGET_YES, FORGET_NO):
-            await self.forget_answer(update, context, payload == FORGET_YES)
-            return
-        await self.turn(update, context, self.incoming(update, payload, is_payload=True, shown_text=title))
+        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        incoming = self.incoming(update, payload, is_payload=True, shown_text=title)
+        await self.show(update, context, await self.service.press(incoming, payload, title), incoming)
 
     @staticmethod
     def _button_title(message, data: str | None) -> str | None:
@@ -147,69 +124,38 @@ class Gateway:
 
     # --- commands -------------------------------------------------------------------------
 
-    async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/start, /help, /language, /bookings, /human, /cancel, /forget (see COMMANDS)."""
         if not await self.is_new(update):
             return
-        incoming = self.incoming(update, "/start")
-        user = await self.service.user_for(incoming)
-        reply = await self.service.say(user, user.language, "welcome", incoming.chat_id)
-        reply.buttons = language_buttons()
-        await self.send(update, context, [reply])
-
-    async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not await self.is_new(update):
-            return
-        incoming = self.incoming(update, "/help")
-        user = await self.service.user_for(incoming)
-        await self.send(update, context, [await self.service.say(user, user.language, "help", incoming.chat_id)])
-
-    async def on_language(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not await self.is_new(update):
-            return
-        incoming = self.incoming(update, "/language")
-        args = [a.lower() for a in (context.args or [])]
-        if args and args[0] in ("en", "zh", "english", "chinese", "中文"):
-            choice = "zh" if args[0] in ("zh", "chinese", "中文") else "en"
-            result = await self.service.choose_language(incoming, choice)
-            await self.send(update, context, result.replies)
-            return
-        user = await self.service.user_for(incoming)
-        await self.send(update, context, [Reply(text=i18n.t("choose_language", user.language), buttons=language_buttons())])
-
-    async def on_rasa_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/bookings, /human, /cancel: Rasa intents, sent as payloads."""
-        if not await self.is_new(update):
-            return
-        command = update.effective_message.text.split()[0].lstrip("/").split("@")[0].lower()
-        await self.turn(update, context, self.incoming(update, RASA_COMMANDS[command], is_payload=True, shown_text=f"/{command}"))
-
-    async def on_forget(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if not await self.is_new(update):
-            return
-        user = await self.service.user_for(self.incoming(update, "/forget"))
-        lang = user.language
-        markup = InlineKeyboardMarkup(
-            [[InlineKeyboardButton(i18n.t("forget_yes", lang), callback_data=FORGET_YES),
-              InlineKeyboardButton(i18n.t("forget_no", lang), callback_data=FORGET_NO)]]
-        )
-        await context.bot.send_message(update.effective_chat.id, i18n.t("forget_confirm", lang), reply_markup=markup)
-
-    async def forget_answer(self, update: Update, context: ContextTypes.DEFAULT_TYPE, confirmed: bool) -> None:
-        incoming = self.incoming(update, "")
-        if confirmed:
-            result = await self.service.forget(incoming)
-            await self.send(update, context, result.replies)
-        else:
-            user = await self.service.user_for(incoming)
-            await self.send(update, context, [Reply(text=i18n.t("forget_kept", user.language))])
+        await self._command(update, context)
 
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await self.is_new(update):
             return
         message = update.effective_message
         if message.chat.type != ChatType.PRIVATE and not self._addressed_to_me(message, context):
+            return  # in groups: only commands meant for this bot
+        await self._command(update, context)
+
+    async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        words = (message.text or "").split()
+        name = words[0].lstrip("/").split("@")[0].lower() if words else ""
+        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        result = await self.service.command(self.incoming(update, message.text or ""), name, words[1:])
+        await self.show(update, context, result)
+
+    async def show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, result: TurnResult,
+                   incoming: Incoming | None = None) -> None:
+        """Send a turn's replies, or pass the message on to staff when they have the chat."""
+        if result.paused:
+            if self.handoff:
+                await self.handoff.relay_user_message(context, result, incoming or self.incoming(update, ""))
             return
-        await self._say(update, context, "unknown_command")
+        await self.send(update, context, result.replies)
+        if self.handoff:
+            await self.handoff.after_turn(context, result)
 
     # --- everything that isn't text -------------------------------------------------------
 

@@ -12,7 +12,6 @@ import sys
 import i18n
 from bot.app import wait_for_rasa
 from bot.conversation import ConversationService, Incoming, language_buttons
-from bot.handlers import RASA_COMMANDS
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
 from store import get_database
@@ -58,30 +57,10 @@ async def run_local_chat(settings: BotSettings) -> None:
             text = line.strip()
             if text.isdigit() and buttons and 1 <= int(text) <= len(buttons):
                 button = buttons[int(text) - 1]
-                if button.payload.startswith("lang:"):
-                    result = await service.choose_language(incoming(""), button.payload[5:])
-                else:
-                    result = await service.handle(incoming(button.payload, is_payload=True, shown_text=button.title))
-            elif text.split(" ")[0] in ("/language",):
-                parts = text.split()
-                if len(parts) > 1:
-                    result = await service.choose_language(incoming(""), parts[1])
-                else:
-                    buttons = render([Reply(text=i18n.t("choose_language", user.language), buttons=language_buttons())])
-                    continue
-            elif text == "/forget":
-                result = await service.forget(incoming(""))
-            elif text in ("/help", "/start"):
-                user = await service.user_for(incoming(""))
-                print_key = "help" if text == "/help" else "welcome"
-                buttons = render([Reply(text=i18n.t(print_key, user.language))])
-                continue
-            elif text.lstrip("/") in RASA_COMMANDS and text.startswith("/"):
-                result = await service.handle(incoming(RASA_COMMANDS[text.lstrip("/")], is_payload=True, shown_text=text))
-            elif text.startswith("/"):
-                user = await service.user_for(incoming(""))
-                buttons = render([Reply(text=i18n.t("unknown_command", user.language))])
-                continue
+                result = await service.press(incoming(button.payload), button.payload, button.title)
+            elif text.startswith("/") and len(text) > 1:
+                words = text.split()
+                result = await service.command(incoming(text), words[0][1:].lower(), words[1:])
             else:
                 result = await service.handle(incoming(text))
             user = result.user

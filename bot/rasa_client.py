@@ -33,6 +33,7 @@ class RasaAnswer:
     replies: list[Reply]
     intent: str | None = None  # what Rasa understood: for the transcript and NLU review
     confidence: float | None = None
+    reset: bool = False  # the turn tripped Rasa's circuit breaker; the dialogue was reset
 
 
 def parse_replies(body: list[dict[str, Any]]) -> list[Reply]:
@@ -84,7 +85,7 @@ class RasaClient:
             body = response.json()
             intent = body.get("intent") or {}
             return RasaAnswer(parse_replies(body.get("messages") or []), intent.get("name"),
-                              intent.get("confidence"))
+                              intent.get("confidence"), reset=bool(body.get("reset")))
         except (httpx.HTTPError, ValueError, AttributeError) as error:
             logger.warning("Rasa did not answer for %s: %r", sender, error)
             raise RasaUnavailable(str(error)) from error

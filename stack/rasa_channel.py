@@ -10,7 +10,14 @@ with the two things the gateway used to ask for in extra HTTP calls, now in the 
   NLU review. Before, the gateway read it back with `GET /tracker`: a full tracker load and
   serialisation per turn.
 
-Response: `{"messages": [...as the REST channel...], "intent": {"name": ..., "confidence": ...}}`.
+- A turn that trips Rasa's circuit breaker (more actions than MAX_NUMBER_OF_PREDICTIONS without
+  listening) would leave the dialogue in a state no rule starts from, so every later message
+  would trip it again. The channel resets that dialogue (a new session, the language kept) and
+  says so with `"reset": true`; the gateway answers with one apology instead of the loop's
+  messages.
+
+Response: `{"messages": [...as the REST channel...], "intent": {"name": ..., "confidence": ...},
+"reset": bool}`.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
@@ -22,7 +29,8 @@ import structlog
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.processor import MessageProcessor
-from rasa.shared.core.events import SlotSet
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.events import ActionExecuted, Restarted, SessionStarted, SlotSet
 from rasa.shared.core.slots import CategoricalSlot
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -38,15 +46,46 @@ class GatewayOutputChannel(CollectingOutputChannel):
     def __init__(self) -> None:
         super().__init__()
         self.intent: dict[str, Any] = {}
+        self.reset = False
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        # One utterance, one message: Rasa's collecting channel makes a message of every
+        # paragraph, so an answer with its source line arrived as three chat bubbles and a
+        # turn's message count said nothing about the dialogue. The gateway splits only at
+        # the channel's length limit.
+        await self._persist_message(self._message(recipient_id, text=text.strip()))
+
+
+def reset_after_circuit_break(tracker, output_channel, _nlg) -> None:
+    """MessageProcessor's on_circuit_break: start the user's dialogue afresh.
+
+    The processor saves the tracker after this, so the next message starts from a listening
+    state in a new session (the SQL tracker store loads from the latest session start).
+    """
+    language = tracker.get_slot(LANGUAGE_SLOT)
+    structlogger.error("gateway.circuit_breaker.reset", sender_id=tracker.sender_id)
+    for event in (
+        Restarted(),
+        ActionExecuted(ACTION_SESSION_START_NAME),
+        SessionStarted(),
+        SlotSet(LANGUAGE_SLOT, language),
+        ActionExecuted(ACTION_LISTEN_NAME),
+    ):
+        tracker.update(event)
+    if isinstance(output_channel, GatewayOutputChannel):
+        output_channel.reset = True
 
 
 def install_processor_hook() -> None:
-    """After Rasa logs a user message: language slot from metadata, intent to the channel."""
+    """After Rasa logs a user message: language slot from metadata, intent to the channel;
+    and a circuit breaker that resets the dialogue (the Agent builds its processor without one)."""
     if getattr(MessageProcessor, "_gateway_hook", False):
         return
     original = MessageProcessor._handle_message_with_tracker
 
     async def handle_message_with_tracker(self, message: UserMessage, tracker) -> None:
+        if self.on_circuit_break is None:
+            self.on_circuit_break = reset_after_circuit_break
         await original(self, message, tracker)
         language = (message.metadata or {}).get(LANGUAGE_SLOT)
         slot = tracker.slots.get(LANGUAGE_SLOT)
@@ -97,6 +136,7 @@ class GatewayInput(RestInput):
             return response.json({
                 "messages": collector.messages,
                 "intent": {"name": intent.get("name"), "confidence": intent.get("confidence")},
+                "reset": collector.reset,
             })
 
         return webhook

@@ -139,3 +139,75 @@ async def test_wrong_token_is_one_clear_error(tmp_path):
     err = stderr.decode()
     assert "TELEGRAM_BOT_TOKEN" in err
     assert err.count("Traceback") == 0, err[-2000:]
+
+
+# --- at most a few messages per turn, whatever Rasa sends (issue 13) --------------------------
+
+def test_bounded_drops_repeats_and_cuts_to_the_limit(caplog):
+    from bot.conversation import MAX_REPLIES, bounded
+    from bot.rasa_client import Button, Reply
+
+    sorry = Reply("Sorry, I didn't understand that.", [Button("Modules", "/faq_modules")])
+    assert bounded([sorry] * 10, "tg-1") == [sorry]
+    assert "10 messages (1 distinct)" in caplog.text
+    caplog.clear()
+    many = [Reply(f"message {i}") for i in range(7)]
+    assert bounded(many, "tg-2") == many[:MAX_REPLIES]
+    assert "tg-2" in caplog.text
+    caplog.clear()
+    healthy = [Reply("answer"), Reply("next question?")]
+    assert bounded(healthy, "tg-3") == healthy and not caplog.text
+
+
+class ScriptedRasa:
+    """Stands in for the Rasa client: answers every message with the same scripted answer."""
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+        self.sent: list[str] = []
+
+    async def send(self, sender, text, metadata=None):
+        from bot.rasa_client import RasaAnswer
+
+        self.sent.append(text)
+        return RasaAnswer(list(self.answer.replies), self.answer.intent, self.answer.confidence, self.answer.reset)
+
+
+async def test_a_reset_turn_gets_one_apology_and_a_flood_is_cut(sqlite_db, caplog):
+    from bot.rasa_client import RasaAnswer, Reply
+
+    looping = RasaAnswer([Reply("Sorry?")] * 10, "inform_factory", 0.9, reset=True)
+    service = ConversationService(sqlite_db, ScriptedRasa(looping))
+    result = await service.handle(Incoming(channel="local", external_id="u1", text="我们有120人"))
+    assert [r.text for r in result.replies] == [i18n.t("dialogue_reset", "zh")]
+    assert "circuit breaker" in caplog.text
+
+    flood = RasaAnswer([Reply(f"part {i}") for i in range(9)], "faq_modules", 0.9)
+    service = ConversationService(sqlite_db, ScriptedRasa(flood))
+    result = await service.handle(Incoming(channel="local", external_id="u2", text="modules?"))
+    assert [r.text for r in result.replies] == ["part 0", "part 1", "part 2", "part 3"]
+
+
+async def test_commands_and_presses_are_the_services_on_every_channel(sqlite_db):
+    from bot.rasa_client import RasaAnswer, Reply
+
+    rasa = ScriptedRasa(RasaAnswer([Reply("from Rasa")], "greet", 1.0))
+    service = ConversationService(sqlite_db, rasa)
+    incoming = Incoming(channel="local", external_id="u3", text="")
+    start = await service.command(incoming, "start")
+    assert rasa.sent == ["/restart"]  # a clean dialogue in Rasa
+    assert [b.payload for b in start.replies[0].buttons] == ["lang:en", "lang:zh"]
+    chosen = await service.press(incoming, "lang:zh", "中文")
+    assert chosen.replies[0].text == i18n.t("language_set", "zh")
+    assert (await service.command(incoming, "cancel")).replies[0].text == "from Rasa"
+    assert rasa.sent[-1] == "/stop_form"
+    unknown = await service.command(incoming, "frobnicate")
+    assert unknown.replies[0].text == i18n.t("unknown_command", "zh")
+    ask = await service.command(incoming, "language")
+    assert [b.payload for b in ask.replies[0].buttons] == ["lang:en", "lang:zh"]
+    forget = await service.command(incoming, "forget")
+    assert [b.payload for b in forget.replies[0].buttons] == ["forget:yes", "forget:no"]
+    kept = await service.press(incoming, "forget:no", "No")
+    assert kept.replies[0].text == i18n.t("forget_kept", "zh")
+    assert (await service.press(incoming, "/faq_modules", "Modules")).replies[0].text == "from Rasa"
+    assert rasa.sent[-1] == "/faq_modules"
