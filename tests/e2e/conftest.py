@@ -26,6 +26,7 @@ STAFF_USER_ID = 900001
 class RunningStack:
     settings: StackSettings
     db: Database
+    logs: dict[str, Path] = dataclasses.field(default_factory=dict)  # server name -> its log
 
     @property
     def rasa_url(self) -> str:
@@ -60,7 +61,7 @@ def stack(tmp_path_factory) -> Iterator[RunningStack]:
         processes.wait_until_up(servers[0], f"http://127.0.0.1:{settings.action_port}/health", 60)
         processes.wait_until_up(servers[1], f"{settings.rasa_url}/status?token={settings.rasa_token}", 300)
         db = Database(database_url)
-        yield RunningStack(settings, db)
+        yield RunningStack(settings, db, {server.name: server.log_path for server in servers})
         db.dispose()
     finally:
         for server in reversed(servers):
