@@ -37,6 +37,9 @@ CONVERSATIONS = int(os.environ.get("FUZZ_CONVERSATIONS", "320"))
 MIN_TURNS, MAX_TURNS = 4, 18
 SHRINK_SECONDS = 120
 CONCURRENCY = int(os.environ.get("FUZZ_CONCURRENCY", "4"))
+# FUZZ_SURVEY=1: don't stop at the first failure; count failing turns by the intent Rasa gave
+# the message and what went wrong (to list every loop or dead end a model has), then fail.
+SURVEY = os.environ.get("FUZZ_SURVEY") == "1"
 
 ENTITY = re.compile(r"\[([^\]]+)\]\([^)]+\)|\[([^\]]+)\]\{[^}]+\}")
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -98,7 +101,9 @@ class Step:
 
 
 class Failure(AssertionError):
-    pass
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where}: {what}")
+        self.what = what
 
 
 class RecordingRasa(RasaClient):
@@ -160,6 +165,7 @@ class Walker:
         self.figures = Figures()
         self.users = 0
         self.tripped: set[str] = set()  # senders named in Rasa's circuit breaker warnings
+        self.last_intent: str | None = None
 
     def new_user(self) -> str:
         self.users += 1
@@ -194,28 +200,29 @@ class Walker:
         if step.kind == "command" and step.text == "start":
             raw = None  # Rasa's restart answers nothing; the welcome is the gateway's
         if result.paused:
-            raise Failure(f"{where}: the user was paused without a handoff in this walk")
+            raise Failure(where, f"the user was paused without a handoff in this walk")
+        self.last_intent = raw.intent if raw is not None else None
         if raw is not None:
             self.figures.checks += 3
             if not 1 <= len(raw.replies) <= MAX_REPLIES:
-                raise Failure(f"{where}: Rasa sent {len(raw.replies)} messages: {[r.text[:60] for r in raw.replies]}")
+                raise Failure(where, f"Rasa sent {len(raw.replies)} messages: {[r.text[:60] for r in raw.replies]}")
             texts = [(r.text, tuple((b.title, b.payload) for b in r.buttons)) for r in raw.replies]
             if len(set(texts)) < len(texts):
-                raise Failure(f"{where}: Rasa repeated a message: {[r.text[:60] for r in raw.replies]}")
+                raise Failure(where, f"Rasa repeated a message: {[r.text[:60] for r in raw.replies]}")
             if raw.reset:
-                raise Failure(f"{where}: the turn tripped Rasa's circuit breaker")
+                raise Failure(where, f"the turn tripped Rasa's circuit breaker")
         self.figures.checks += 1
         if not 1 <= len(result.replies) <= MAX_REPLIES:
-            raise Failure(f"{where}: the user got {len(result.replies)} messages")
+            raise Failure(where, f"the user got {len(result.replies)} messages")
         self.figures.checks += 2
         self.tripped |= circuit_breaker_senders(self.rasa_log.new_lines())
         if f"local-{user}" in self.tripped:
-            raise Failure(f"{where}: Rasa's log says the circuit breaker tripped")
+            raise Failure(where, f"Rasa's log says the circuit breaker tripped")
         action_log = self.action_log.new_lines()
         if ACTION_ERRORS.search(action_log):
             # With conversations running side by side the culprit may be another one: the
             # shrinking replays this one alone, and says so if it does not fail again.
-            raise Failure(f"{where}: the action server logged an error:\n{action_log[-2000:]}")
+            raise Failure(where, f"the action server logged an error:\n{action_log[-2000:]}")
         # A handoff pauses the bot for this user: staff hand the conversation back at once.
         handoff = open_for_sender(self.stack.db, f"local-{user}")
         if handoff is not None:
@@ -285,7 +292,7 @@ class Walker:
         expected = knowledge()["topics"][topic][lang].strip()[:30]
         self.figures.checks += 1
         if not any(expected in reply.text for reply in result.replies):
-            raise Failure(f"after /start, {question!r} did not get the {topic} answer: "
+            raise Failure("after /start", f"{question!r} did not get the {topic} answer: "
                           f"{[r.text[:80] for r in result.replies]}")
 
     async def cancel_form(self, user: str, steps: list[Step]) -> None:
@@ -296,7 +303,7 @@ class Walker:
         self.figures.checks += 1
         loop = self.active_loop(user)
         if loop:
-            raise Failure(f"/cancel did not leave the form: {loop} is still active")
+            raise Failure("after /cancel", f"the form {loop} is still active")
 
     # --- shrinking --------------------------------------------------------------------------
 
@@ -308,7 +315,7 @@ class Walker:
             for step in steps:
                 result = await self.checked_turn(user, step)
                 if step.kind == "command" and step.text == "cancel" and self.active_loop(user):
-                    raise Failure("/cancel did not leave the form")
+                    raise Failure("after /cancel", "the form is still active")
         except Failure as failure:
             return str(failure)
         return None
@@ -346,6 +353,7 @@ async def test_random_conversations_never_loop_repeat_or_go_silent(walker, capsy
     started = time.monotonic()
     pending = iter(enumerate(seeds))
     failures: list[tuple[int, Failure]] = []
+    survey: dict[tuple[str, str], int] = {}
 
     async def worker() -> None:
         # Conversations side by side keep both cores busy (Rasa, the action server, this test).
@@ -355,17 +363,27 @@ async def test_random_conversations_never_loop_repeat_or_go_silent(walker, capsy
             try:
                 await walker.walk(random.Random(seed))
             except Failure as failure:
+                if SURVEY:
+                    what = failure.what.split(":")[0]
+                    survey[(walker.last_intent or "-", what)] = survey.get((walker.last_intent or "-", what), 0) + 1
+                    continue
                 failures.append((number, failure))
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    if survey:
+        table = "\n".join(f"  {count:4d}  {intent:<22} {what}" for (intent, what), count
+                          in sorted(survey.items(), key=lambda item: -item[1]))
+        pytest.fail(f"{sum(survey.values())} of {CONVERSATIONS} conversations failed; by intent and "
+                    f"failure:\n{table}", pytrace=False)
     if failures:
         number, failure = min(failures, key=lambda item: item[0])
         steps = getattr(failure, "steps", [])
         shortest, reason = await walker.shrink(list(steps))
         lines = "\n".join(f"  {i + 1}. {step}" for i, step in enumerate(shortest))
+        again = "the same failure" if reason == str(failure) else reason
         pytest.fail(
             f"conversation {number} (FUZZ_SEED={SEED}) failed: {failure}\n"
-            f"shortest conversation that reproduces it, alone ({reason}):\n{lines}",
+            f"shortest conversation that reproduces it, alone ({again}):\n{lines}",
             pytrace=False,
         )
     f = walker.figures
