@@ -104,27 +104,31 @@ def start_action_server(settings: StackSettings) -> Server:
     )
 
 
+def rasa_command(settings: StackSettings, endpoints: Path, credentials: Path, port: int | None = None) -> list[str]:
+    """The Rasa server's command line. Values that may come from the environment are passed as
+    `--option=value`, so none can be read as an option, whatever it starts with."""
+    if not settings.rasa_token.strip("-"):
+        # argparse drops a bare "--" even in `--auth-token=--`: Rasa would run without a token.
+        raise StackError("RASA_TOKEN must not be empty or only dashes")
+    return [
+        # Rasa's command line with cached jsonschema validators (stack/rasa_main.py)
+        str(RASA_PYTHON), "-m", "stack.rasa_main", "run",
+        f"--model={settings.model_path}",
+        f"--endpoints={endpoints}",
+        f"--credentials={credentials}",
+        "--interface=127.0.0.1",  # REST channel and HTTP API on loopback only
+        f"--port={port or settings.rasa_port}",
+        "--enable-api", f"--auth-token={settings.rasa_token}",
+    ]
+
+
 def start_rasa_server(settings: StackSettings, port: int | None = None, name: str = "rasa") -> Server:
     endpoints, credentials = rasa_config.write(settings)
     env = rasa_env()
     env["SANIC_WORKERS"] = str(settings.rasa_workers)
     env.setdefault("TF_INTRA_OP_PARALLELISM_THREADS", "1")
     env.setdefault("TF_INTER_OP_PARALLELISM_THREADS", "1")
-    return _start(
-        name,
-        [
-            # Rasa's command line with cached jsonschema validators (stack/rasa_main.py)
-            str(RASA_PYTHON), "-m", "stack.rasa_main", "run",
-            "--model", str(settings.model_path),
-            "--endpoints", str(endpoints),
-            "--credentials", str(credentials),
-            "--interface", "127.0.0.1",  # REST channel and HTTP API on loopback only
-            "--port", str(port or settings.rasa_port),
-            "--enable-api", "--auth-token", settings.rasa_token,
-        ],
-        env,
-        settings,
-    )
+    return _start(name, rasa_command(settings, endpoints, credentials, port), env, settings)
 
 
 def wait_until_up(server: Server, url: str, timeout: float) -> float:

@@ -48,7 +48,7 @@ def main() -> None:
         rasa = processes.start_rasa_server(settings)
         servers.append(rasa)
         processes.wait_until_up(actions, f"http://127.0.0.1:{settings.action_port}/health", 60)
-        waited = processes.wait_until_up(rasa, f"{settings.rasa_url}/status?token={settings.rasa_token}", 300)
+        waited = processes.wait_until_up(rasa, settings.rasa_status_url, 300)
         print(f"==> Rasa is up after {waited:.0f} s: REST webhook {settings.rasa_url}/webhooks/rest/webhook", flush=True)
         print(f"    logs: {settings.run_dir / 'logs'}", flush=True)
         if args.headless:

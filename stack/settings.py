@@ -5,6 +5,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 RASA_PYTHON = ROOT / ".venvs" / "rasa" / "bin" / "python"
@@ -19,6 +20,12 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def new_token() -> str:
+    """A per-run secret for Rasa's HTTP API. Hex: URL-safe, and it can never start with "-"
+    (token_urlsafe did, 1 time in 64, and Rasa's argument parser read it as an option)."""
+    return secrets.token_hex(24)
+
+
 @dataclass
 class StackSettings:
     data_dir: Path = field(default_factory=lambda: Path(_env("DATA_DIR", str(ROOT / "var"))))
@@ -26,7 +33,7 @@ class StackSettings:
     rasa_port: int = field(default_factory=lambda: int(_env("RASA_PORT", "5005")))
     action_port: int = field(default_factory=lambda: int(_env("ACTION_PORT", "5055")))
     # Token for Rasa's HTTP API (the gateway sets slots through it). Random per run unless set.
-    rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", secrets.token_urlsafe(24)))
+    rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN", new_token()))
     database_url: str = field(default_factory=lambda: _env("DATABASE_URL", ""))
     tracker_store_url: str = field(default_factory=lambda: _env("TRACKER_STORE_URL", ""))
     lock_store_url: str = field(default_factory=lambda: _env("LOCK_STORE_URL", ""))
@@ -44,6 +51,10 @@ class StackSettings:
     @property
     def rasa_url(self) -> str:
         return f"http://{self.rasa_host}:{self.rasa_port}"
+
+    @property
+    def rasa_status_url(self) -> str:
+        return f"{self.rasa_url}/status?{urlencode({'token': self.rasa_token})}"
 
     @property
     def action_url(self) -> str:

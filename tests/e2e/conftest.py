@@ -46,7 +46,7 @@ def stack(tmp_path_factory) -> Iterator[RunningStack]:
         data_dir=data_dir,
         rasa_port=free_port(),
         action_port=free_port(),
-        rasa_token="e2e-token",
+        rasa_token="-e2e-token",  # starts with "-": the launcher must not pass it as an option
         database_url=database_url,
         tracker_store_url="",
         lock_store_url="",
@@ -59,7 +59,7 @@ def stack(tmp_path_factory) -> Iterator[RunningStack]:
     servers = [processes.start_action_server(settings), processes.start_rasa_server(settings)]
     try:
         processes.wait_until_up(servers[0], f"http://127.0.0.1:{settings.action_port}/health", 60)
-        processes.wait_until_up(servers[1], f"{settings.rasa_url}/status?token={settings.rasa_token}", 300)
+        processes.wait_until_up(servers[1], settings.rasa_status_url, 300)
         db = Database(database_url)
         yield RunningStack(settings, db, {server.name: server.log_path for server in servers})
         db.dispose()
