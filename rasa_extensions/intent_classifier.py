@@ -1,0 +1,169 @@
+"""Intent classifier over sentence features, with out-of-scope detection by meaning.
+
+    - name: rasa_extensions.intent_classifier.SentenceIntentClassifier
+      C: 30                   # inverse regularisation of the logistic regression
+      scope_floor: 0.6        # below this similarity to every in-scope example: out_of_scope
+
+- A multinomial logistic regression (scikit-learn, lbfgs) on the dense sentence features of
+  rasa_extensions.sentence_features: deterministic (no random state anywhere), so the same data
+  always gives the same model; its probabilities are the confidences FallbackClassifier reads.
+- Out of scope by meaning: a message whose cosine similarity to *every* in-scope training
+  example is below `scope_floor` gets `out_of_scope`, whatever word it shares with a topic
+  ("how much is a new phone" is not the fee question). The `out_of_scope` intent's own
+  examples still train the regression; the floor catches what is far from all of them.
+- Saved as plain arrays (numpy .npz + JSON), no pickle.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Dict, List, Optional, Text, Type
+
+import numpy as np
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from rasa_extensions.sentence_features import SentenceFeaturizer
+
+logger = logging.getLogger(__name__)
+
+OUT_OF_SCOPE = "out_of_scope"
+MODEL_FILE = "intent_model.npz"
+META_FILE = "intent_model.json"
+# The similarity of a message to the nearest in-scope example, in the parse result.
+SCOPE_KEY = "scope_similarity"
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class SentenceIntentClassifier(GraphComponent, IntentClassifier):
+    @classmethod
+    def required_components(cls) -> List[Type]:
+        return [SentenceFeaturizer]
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {
+            "C": 30.0,
+            "max_iter": 3000,
+            "scope_floor": 0.0,  # 0: no floor
+            "featurizers": [],  # names (aliases) of the featurizers to use; [] = all dense
+        }
+
+    @staticmethod
+    def required_packages() -> List[Text]:
+        return ["sklearn", "numpy"]
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 labels: Optional[List[str]] = None, weights: Optional[np.ndarray] = None,
+                 bias: Optional[np.ndarray] = None, in_scope: Optional[np.ndarray] = None) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self.labels = labels or []
+        self.weights = weights  # (labels, features)
+        self.bias = bias  # (labels,)
+        self.in_scope = in_scope  # unit vectors of the in-scope training examples
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "SentenceIntentClassifier":
+        return cls(config, model_storage, resource)
+
+    def _features(self, message: Message) -> Optional[np.ndarray]:
+        _, sentence = message.get_dense_features(TEXT, self.config["featurizers"] or None)
+        return None if sentence is None else np.asarray(sentence.features[0], dtype=np.float32)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        from sklearn.linear_model import LogisticRegression
+
+        rows, labels = [], []
+        for example in training_data.intent_examples:
+            features = self._features(example)
+            if features is not None and example.get(INTENT):
+                rows.append(features)
+                labels.append(example.get(INTENT))
+        if len(set(labels)) < 2:
+            logger.warning("SentenceIntentClassifier: fewer than 2 intents with features; not trained")
+            return self._resource
+        x = np.stack(rows)
+        # Every intent weighs the same whatever its number of examples (out_of_scope has many).
+        model = LogisticRegression(C=float(self.config["C"]), max_iter=int(self.config["max_iter"]),
+                                   class_weight="balanced")
+        model.fit(x, np.array(labels))
+        self.labels = [str(label) for label in model.classes_]
+        self.weights = model.coef_.astype(np.float32)
+        self.bias = model.intercept_.astype(np.float32)
+        scope = np.array([label != OUT_OF_SCOPE for label in labels])
+        self.in_scope = _unit(x[scope]).astype(np.float32)
+        self.persist()
+        return self._resource
+
+    def persist(self) -> None:
+        with self._model_storage.write_to(self._resource) as directory:
+            np.savez(directory / MODEL_FILE, weights=self.weights, bias=self.bias, in_scope=self.in_scope)
+            (directory / META_FILE).write_text(json.dumps({"labels": self.labels}), encoding="utf-8")
+
+    @classmethod
+    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+             execution_context: ExecutionContext, **kwargs: Any) -> "SentenceIntentClassifier":
+        try:
+            with model_storage.read_from(resource) as directory:
+                arrays = np.load(directory / MODEL_FILE, allow_pickle=False)
+                labels = json.loads((directory / META_FILE).read_text(encoding="utf-8"))["labels"]
+                return cls(config, model_storage, resource, labels, arrays["weights"],
+                           arrays["bias"], arrays["in_scope"])
+        except (ValueError, FileNotFoundError, KeyError):
+            logger.debug("SentenceIntentClassifier: no trained model in %s", resource.name)
+            return cls(config, model_storage, resource)
+
+    def scores(self, features: np.ndarray) -> tuple[np.ndarray, float]:
+        """Probabilities over self.labels, and the similarity to the nearest in-scope example."""
+        logits = self.weights @ features + self.bias
+        logits -= logits.max()
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum()
+        nearest = 1.0
+        if self.in_scope is not None and len(self.in_scope):
+            nearest = float((self.in_scope @ _unit(features)).max())
+        return probabilities, nearest
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            features = self._features(message)
+            if self.weights is None or features is None or not features.any():
+                # Not trained, or nothing to read (an empty text): no intent, like Rasa's own
+                # classifiers; FallbackClassifier turns it into nlu_fallback.
+                message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+                message.set("intent_ranking", [], add_to_output=True)
+                continue
+            probabilities, nearest = self.scores(features)
+            order = np.argsort(-probabilities)[:LABEL_RANKING_LENGTH]
+            ranking = [
+                {INTENT_NAME_KEY: self.labels[i], PREDICTED_CONFIDENCE_KEY: float(probabilities[i])}
+                for i in order
+            ]
+            floor = float(self.config["scope_floor"])
+            if floor and nearest < floor and OUT_OF_SCOPE in self.labels:
+                # Far from everything the assistant was taught: out of scope, sure of it.
+                top = {INTENT_NAME_KEY: OUT_OF_SCOPE, PREDICTED_CONFIDENCE_KEY: 1.0}
+                ranking = [top] + [r for r in ranking if r[INTENT_NAME_KEY] != OUT_OF_SCOPE]
+                ranking = ranking[:LABEL_RANKING_LENGTH]
+            else:
+                top = dict(ranking[0])
+            message.set(INTENT, top, add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+            message.set(SCOPE_KEY, round(nearest, 4), add_to_output=True)
+        return messages

@@ -1,0 +1,125 @@
+"""rasa_extensions/ inside the Rasa environment: the sentence featurizer loads its bundled
+encoders with no network, embeds English and Chinese into one space, and the intent classifier
+trains the same model twice and reloads it exactly (plain arrays, no pickle)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+
+import pytest
+import yaml
+
+from stack.settings import RASA_PYTHON, ROOT
+from stack.train import rasa_env
+
+# Runs in .venvs/rasa from a directory outside the repository: only PYTHONPATH (rasa_env)
+# makes rasa_extensions importable, as for Rasa's CV runs in a temporary directory.
+SCRIPT = r"""
+import json, socket, sys
+import numpy as np
+
+def no_network(*args, **kwargs):
+    raise OSError("network use in a test that must run offline")
+socket.socket.connect = no_network
+socket.create_connection = no_network
+
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+from rasa_extensions.sentence_features import SentenceFeaturizer
+from rasa_extensions.intent_classifier import SentenceIntentClassifier
+
+config = json.loads(sys.argv[1])
+from pathlib import Path
+storage = LocalModelStorage(Path(sys.argv[2]))
+context = ExecutionContext(GraphSchema({}), node_name="sentence_features")
+featurizer = SentenceFeaturizer.create(
+    {**SentenceFeaturizer.get_default_config(), **config["featurizer"]}, storage, Resource("f"), context)
+
+texts = ["how much does the training cost", "培训要多少钱", "what's the weather tomorrow",
+         "how much does the training cost", ""]
+messages = [Message.build(text=t) for t in texts]
+featurizer.process(messages)
+vectors = []
+for m in messages:
+    _, sentence = m.get_dense_features("text")
+    vectors.append(sentence.features[0])
+vectors = np.stack(vectors)
+
+def unit(v):
+    return v / np.linalg.norm(v)
+
+result = {
+    "shape": list(vectors.shape),
+    "same_text_same_vector": bool(np.array_equal(vectors[0], vectors[3])),
+    "empty_is_zero": bool(not vectors[4].any()),
+    "cross_lingual": float(unit(vectors[0]) @ unit(vectors[1])),
+    "unrelated": float(unit(vectors[0]) @ unit(vectors[2])),
+}
+
+examples = {
+    "faq_fees": ["how much is the training", "what does it cost", "培训费多少", "收费吗"],
+    "greet": ["hello", "hi there", "你好", "早上好"],
+    "out_of_scope": ["tell me a joke", "what's the weather", "今天天气怎么样", "讲个笑话"],
+}
+data = [Message.build(text=t, intent=i) for i, ts in examples.items() for t in ts]
+featurizer.process_training_data(TrainingData(data))
+
+def train(name):
+    clf = SentenceIntentClassifier.create(
+        {**SentenceIntentClassifier.get_default_config(), **config["classifier"]}, storage, Resource(name), context)
+    clf.train(TrainingData(data))
+    return clf
+
+first, second = train("c1"), train("c2")
+loaded = SentenceIntentClassifier.load(
+    {**SentenceIntentClassifier.get_default_config(), **config["classifier"]}, storage, Resource("c1"), context)
+probe = [Message.build(text=t) for t in ("how much do we pay for it", "早上好呀", "sing me a song")]
+featurizer.process(probe)
+loaded.process(probe)
+result["same_model_twice"] = bool(np.array_equal(first.weights, second.weights))
+result["reloaded_equal"] = bool(np.array_equal(first.weights, loaded.weights)
+                                and np.array_equal(first.in_scope, loaded.in_scope))
+result["probe"] = [[m.get("intent")["name"], m.get("scope_similarity")] for m in probe]
+print("RESULT " + json.dumps(result))
+"""
+
+
+def _pipeline_config() -> tuple[dict, dict]:
+    pipeline = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+    by_name = {c["name"].rsplit(".", 1)[-1]: {k: v for k, v in c.items() if k != "name"} for c in pipeline}
+    return by_name.get("SentenceFeaturizer", {}), by_name.get("SentenceIntentClassifier", {})
+
+
+@pytest.fixture(scope="module")
+def offline_run() -> dict:
+    featurizer, classifier = _pipeline_config()
+    classifier = {**classifier, "scope_floor": 0.0}  # the tiny data says nothing about the floor
+    with tempfile.TemporaryDirectory() as work:
+        done = subprocess.run(
+            [str(RASA_PYTHON), "-c", SCRIPT, json.dumps({"featurizer": featurizer, "classifier": classifier}), work],
+            cwd=work, env=rasa_env(), capture_output=True, text=True, timeout=300,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def test_featurizer_embeds_offline_one_space_for_both_languages(offline_run) -> None:
+    rows, dims = offline_run["shape"]
+    assert rows == 5 and dims in (384, 512, 896)
+    assert offline_run["same_text_same_vector"]
+    assert offline_run["empty_is_zero"]
+    # "how much does the training cost" is nearer its Chinese translation than the weather.
+    assert offline_run["cross_lingual"] > offline_run["unrelated"] + 0.1
+
+
+def test_classifier_is_reproducible_and_reloads_exactly(offline_run) -> None:
+    assert offline_run["same_model_twice"]
+    assert offline_run["reloaded_equal"]
+    intents = [intent for intent, _ in offline_run["probe"]]
+    assert intents[:2] == ["faq_fees", "greet"]
+    assert all(0.0 < similarity <= 1.0001 for _, similarity in offline_run["probe"])
