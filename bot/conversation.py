@@ -86,9 +86,10 @@ class ConversationService:
         )
 
     async def handle(self, incoming: Incoming) -> TurnResult:
-        def decide_language(current: str) -> str:
-            # Sticky per user; a message clearly in the other language switches it.
-            return current if incoming.is_payload else i18n.detect(incoming.text, current)
+        def decide_language(current: str, chosen: bool) -> str:
+            # A language the user chose (/language, a language button) holds until they choose
+            # again; until then a message clearly in the other language switches it.
+            return current if incoming.is_payload or chosen else i18n.detect(incoming.text, current)
 
         user, line_id = await self.in_thread(
             conversations.start_turn,

@@ -141,7 +141,7 @@ def start_turn(
     channel: str,
     external_id: str,
     text: str,
-    decide_language: Callable[[str], str],
+    decide_language: Callable[[str, bool], str],
     *,
     chat_id: int | None = None,
     display_name: str | None = None,
@@ -150,14 +150,15 @@ def start_turn(
     default_language: str = "en",
 ) -> tuple[UserView, int]:
     """The start of a turn in one transaction: find or create the user, set the language
-    `decide_language(current)` gives, write the user's message to the transcript."""
+    `decide_language(current, chosen)` gives (chosen: the user picked it with /language or a
+    language button), write the user's message to the transcript."""
 
     def run() -> tuple[UserView, int]:
         with db.session() as session:
             user = _upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
                            username=username, telegram_language_code=telegram_language_code,
                            default_language=default_language)
-            user.language = decide_language(user.language)
+            user.language = decide_language(user.language, user.language_chosen)
             line = TranscriptLine(user_id=user.id, chat_id=chat_id, direction="in", text=text,
                                   language=user.language)
             session.add(line)

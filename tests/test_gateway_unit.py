@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import subprocess
@@ -211,3 +212,18 @@ async def test_commands_and_presses_are_the_services_on_every_channel(sqlite_db)
     assert kept.replies[0].text == i18n.t("forget_kept", "zh")
     assert (await service.press(incoming, "/faq_modules", "Modules")).replies[0].text == "from Rasa"
     assert rasa.sent[-1] == "/faq_modules"
+
+
+async def test_a_chosen_language_holds_and_detection_decides_only_until_then(sqlite_db):
+    from bot.rasa_client import RasaAnswer, Reply
+
+    service = ConversationService(sqlite_db, ScriptedRasa(RasaAnswer([Reply("ok")], "greet", 1.0)))
+    incoming = Incoming(channel="local", external_id="u4", text="")
+    english = dataclasses.replace(incoming, text="what modules do you have for garment factories")
+    chinese = dataclasses.replace(incoming, text="你们有哪些培训模块")
+    assert (await service.handle(chinese)).language == "zh"  # nothing chosen: detection decides
+    assert (await service.handle(english)).language == "en"
+    await service.press(incoming, "lang:zh", "中文")
+    assert (await service.handle(english)).language == "zh"  # chosen: holds
+    await service.command(incoming, "language", ["en"])
+    assert (await service.handle(chinese)).language == "en"

@@ -38,7 +38,7 @@ async def test_chinese_question_gets_chinese_answer(gateway):
     assert "工作场所合作" in "\n".join(gateway.api.texts(user))
 
 
-async def test_start_language_button_switches_to_chinese(gateway):
+async def test_a_chosen_language_holds_until_the_user_chooses_again(gateway):
     user = gateway.new_user()
     gateway.api.push_text(user, "/start")
     await gateway.api.wait_sent(user, 1)
@@ -48,10 +48,15 @@ async def test_start_language_button_switches_to_chinese(gateway):
     await gateway.api.wait_sent(user, 2)
     assert gateway.api.sent(method="answerCallbackQuery")
     assert gateway.api.sent(method="editMessageReplyMarkup")  # old keyboard removed
-    gateway.api.push_text(user, "what modules are there")  # English text, but language was chosen...
+    gateway.api.push_text(user, "what modules are there")  # English text, but 中文 was chosen...
     texts = await gateway.api.wait_sent(user, 3, timeout=30)
-    # ...a clearly English message switches back: the user's language follows what they write.
-    assert "Workplace Cooperation" in texts[2]
+    # ...and an explicit choice holds until the user chooses again.
+    assert "工作场所合作" in texts[2]
+    gateway.api.push_text(user, "/language en")
+    await gateway.api.wait_sent(user, 4, timeout=30)
+    gateway.api.push_text(user, "SCORE有哪些培训模块？")
+    texts = await gateway.api.wait_sent(user, 5, timeout=30)
+    assert "Workplace Cooperation" in texts[4]
 
 
 async def test_duplicate_delivery_is_answered_once(gateway):
