@@ -91,6 +91,7 @@ class Step:
     text: str = ""  # the text, the payload or the command name
     title: str | None = None
     args: list[str] = field(default_factory=list)
+    source: str = ""  # of a press: offered (by the last answer) | earlier | bogus
 
     def __str__(self) -> str:
         if self.kind == "press":
@@ -149,8 +150,7 @@ class Figures:
     checks: int = 0
     cancels: int = 0
     restarts: int = 0
-    presses: int = 0
-    stale_presses: int = 0
+    presses: dict[str, int] = field(default_factory=dict)  # by source
     handoffs: int = 0
 
 
@@ -236,12 +236,12 @@ class Walker:
         roll = rng.random()
         if last and roll < 0.30:
             button = rng.choice(last)
-            return Step("press", button.payload, button.title)
+            return Step("press", button.payload, button.title, source="offered")
         if seen and roll < 0.36:
             button = rng.choice(seen)
-            return Step("press", button.payload, button.title)
+            return Step("press", button.payload, button.title, source="earlier")
         if roll < 0.39:
-            return Step("press", rng.choice(BOGUS_BUTTONS), "?")
+            return Step("press", rng.choice(BOGUS_BUTTONS), "?", source="bogus")
         if roll < 0.46:
             name, args = rng.choice(COMMANDS)
             return Step("command", name, args=list(args))
@@ -264,8 +264,7 @@ class Walker:
                 turn_lang = lang if rng.random() < 0.85 else ("zh" if lang == "en" else "en")
                 step = self.pick(rng, turn_lang, last, seen)
                 if step.kind == "press":
-                    self.figures.presses += 1
-                    self.figures.stale_presses += step.text not in {b.payload for b in last}
+                    self.figures.presses[step.source] = self.figures.presses.get(step.source, 0) + 1
                 steps.append(step)
                 result = await self.checked_turn(user, step)
                 last = [b for r in result.replies for b in r.buttons]
@@ -388,7 +387,7 @@ async def test_random_conversations_never_loop_repeat_or_go_silent(walker, capsy
         )
     f = walker.figures
     summary = (f"conversation fuzzing: seed {SEED}, {f.conversations} conversations, {f.turns} turns, "
-               f"{f.checks} invariant checks, {f.presses} presses ({f.stale_presses} stale), "
+               f"{f.checks} invariant checks, button presses {f.presses}, "
                f"{f.cancels} /cancel in a form, {f.restarts} /start, {f.handoffs} handoffs, "
                f"{time.monotonic() - started:.0f} s")
     with capsys.disabled():
