@@ -86,6 +86,18 @@ async def register_commands(application: Application) -> None:
         )
 
 
+async def start_health_server(application: Application, settings: BotSettings, rasa: RasaClient, db) -> None:
+    from bot import metrics
+    from bot.health import HealthChecks, HealthServer
+
+    metrics.register_store(db)
+    checks = HealthChecks(rasa, settings.action_url, db, application.bot)
+    server = HealthServer(checks, settings.health_listen, settings.health_port)
+    await server.start()
+    application.bot_data["health_server"] = server
+    application.bot_data["health_checks"] = checks
+
+
 def build_application(settings: BotSettings, db=None) -> Application:
     db = db or get_database()
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
@@ -98,6 +110,8 @@ def build_application(settings: BotSettings, db=None) -> Application:
     gateway = Gateway(service, handoff)
 
     async def post_init(application: Application) -> None:
+        if settings.health_port:  # before waiting for Rasa: a starting gateway reports it
+            await start_health_server(application, settings, rasa, db)
         await register_commands(application)
         await wait_for_rasa(rasa)
         from bot.notifier import start_notifier
@@ -108,6 +122,8 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.notifier import stop_notifier
 
         await stop_notifier(application)
+        if "health_server" in application.bot_data:
+            await application.bot_data.pop("health_server").stop()
         await rasa.close()
 
     application = (

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
 
 import i18n
+from bot import metrics
 from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, Reply
 from store import conversations
 from store.conversations import UserView
@@ -86,6 +88,7 @@ class ConversationService:
         )
 
     async def handle(self, incoming: Incoming) -> TurnResult:
+        started = time.monotonic()  # for the turn latency metric
         def decide_language(current: str, chosen: bool) -> str:
             # A language the user chose (/language, a language button) holds until they choose
             # again; until then a message clearly in the other language switches it.
@@ -113,6 +116,7 @@ class ConversationService:
             replies = [Reply(text=i18n.t("empty_message", language))]
         else:
             answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS])
+            metrics.observe_turn(incoming.channel, language, time.monotonic() - started, answer.intent)
             replies = answer.replies
             if answer.intent and line_id is not None:
                 intent = (line_id, answer.intent, answer.confidence)

@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from bot import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -88,6 +90,7 @@ class RasaClient:
                               intent.get("confidence"), reset=bool(body.get("reset")))
         except (httpx.HTTPError, ValueError, AttributeError) as error:
             logger.warning("Rasa did not answer for %s: %r", sender, error)
+            metrics.RASA_UNAVAILABLE.inc()
             raise RasaUnavailable(str(error)) from error
 
     async def forget(self, sender: str) -> None:

@@ -38,6 +38,12 @@ class BotSettings:
     # Per-chat flood limit: at most this many messages per window go to Rasa; more are slowed.
     chat_rate: int = field(default_factory=lambda: int(_env("CHAT_RATE_LIMIT", "5")))
     chat_rate_window: float = field(default_factory=lambda: float(_env("CHAT_RATE_WINDOW", "3")))
+    # /health and /metrics (bot/health.py); unset or 0: not served.
+    health_port: int = field(default_factory=lambda: int(_env("HEALTH_PORT", "0")))
+    health_listen: str = field(default_factory=lambda: _env("HEALTH_LISTEN", "127.0.0.1"))
+    action_url: str = field(
+        default_factory=lambda: _env("ACTION_URL", f"http://127.0.0.1:{_env('ACTION_PORT', '5055')}")
+    )
     notification_interval: float = field(
         default_factory=lambda: float(_env("NOTIFICATION_INTERVAL", "5"))
     )
