@@ -455,45 +455,52 @@ def _take_seat(session: Session, session_id: int) -> bool:
     database write lock from BEGIN IMMEDIATE), so rowcount 1 means this transaction owns a
     seat and 0 means it is full (or closed). The CHECK constraint ck_session_seats is the
     last line of defence should any other code path write seats_taken.
+
+    The seat and slot UPDATEs are Core statements on the tables, not ORM-enabled ones
+    (`update(ClassroomSession)`): the ORM turned those into an annotated copy (AnnotatedUpdate,
+    dml_strategy "orm") on every execution, for which SQLAlchemy 2.1 warned that it "will not
+    make use of SQL compilation caching". Nothing is lost: they never synchronised the session.
     """
+    table = _SESSIONS
     result = session.execute(
-        update(ClassroomSession)
-        .where(ClassroomSession.id == session_id)
-        .where(ClassroomSession.seats_taken < ClassroomSession.capacity)
-        .where(ClassroomSession.status == "open")
-        .values(seats_taken=ClassroomSession.seats_taken + 1)
-        .execution_options(synchronize_session=False)
+        update(table)
+        .where(table.c.id == session_id)
+        .where(table.c.seats_taken < table.c.capacity)
+        .where(table.c.status == "open")
+        .values(seats_taken=table.c.seats_taken + 1)
     )
     return result.rowcount == 1
 
 
 def _free_seat(session: Session, session_id: int) -> None:
+    table = _SESSIONS
     session.execute(
-        update(ClassroomSession)
-        .where(ClassroomSession.id == session_id, ClassroomSession.seats_taken > 0)
-        .values(seats_taken=ClassroomSession.seats_taken - 1)
-        .execution_options(synchronize_session=False)
+        update(table)
+        .where(table.c.id == session_id, table.c.seats_taken > 0)
+        .values(seats_taken=table.c.seats_taken - 1)
     )
 
 
 def _take_slot(session: Session, slot_id: int) -> bool:
     """The same conditional UPDATE for a one-factory consultation slot."""
+    table = _SLOTS
     result = session.execute(
-        update(ConsultationSlot)
-        .where(ConsultationSlot.id == slot_id)
-        .where(ConsultationSlot.booked.is_(False))
-        .where(ConsultationSlot.status == "open")
+        update(table)
+        .where(table.c.id == slot_id)
+        .where(table.c.booked.is_(False))
+        .where(table.c.status == "open")
         .values(booked=True)
-        .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
 
 def _free_slot(session: Session, slot_id: int) -> None:
-    session.execute(
-        update(ConsultationSlot).where(ConsultationSlot.id == slot_id).values(booked=False)
-        .execution_options(synchronize_session=False)
-    )
+    table = _SLOTS
+    session.execute(update(table).where(table.c.id == slot_id).values(booked=False))
+
+
+_SESSIONS = ClassroomSession.__table__
+_SLOTS = ConsultationSlot.__table__
 
 
 # --- reminders -------------------------------------------------------------------------------
