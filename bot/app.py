@@ -11,7 +11,6 @@ import sys
 from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
@@ -23,6 +22,7 @@ from bot.conversation import ConversationService
 from bot.handlers import Gateway, on_error
 from bot.processor import PerChatUpdateProcessor
 from bot.rasa_client import RasaClient
+from bot.retry import RetryingRateLimiter
 from bot.settings import BotSettings
 from store import get_database
 
@@ -131,7 +131,7 @@ def build_application(settings: BotSettings, db=None) -> Application:
         .token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(RetryingRateLimiter(max_retries=3))  # 429s waited out; 502s, drops retried
         .concurrent_updates(PerChatUpdateProcessor(256, settings.chat_rate, settings.chat_rate_window))
         .post_init(post_init)
         .post_shutdown(post_shutdown)

@@ -1,6 +1,11 @@
 """A Telegram Bot API server on 127.0.0.1 for tests: feeds updates, records every call.
 
 PTB's `base_url` points at it, so the gateway's real HTTP code runs; nothing reaches Telegram.
+
+Faults: `inject(method, *faults)` makes the next calls of a Bot API method fail, one fault per
+call, before the call is handled (so nothing was done): "429" (Too Many Requests with
+retry_after), "502" (a proxy's Bad Gateway, HTML body), "drop" (the connection is closed after
+the status line: the client sees a broken response).
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import itertools
 import json
 import socket
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +57,9 @@ class FakeBotApi:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
         self.reject_token = False
+        self.faults: dict[str, deque[str]] = defaultdict(deque)
+        self.faulted: list[tuple[str, str]] = []  # (method, fault) as they happened
+        self.retry_after = 1
 
     @property
     def base_url(self) -> str:
@@ -60,7 +69,7 @@ class FakeBotApi:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(self._with_faults(app), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -70,6 +79,41 @@ class FakeBotApi:
         if self._server:
             self._server.should_exit = True
             await self._task
+
+    # --- fault injection --------------------------------------------------------------------
+
+    def inject(self, method: str, *faults: str) -> None:
+        for fault in faults:
+            assert fault in ("429", "502", "drop"), fault
+            self.faults[method].append(fault)
+
+    def _with_faults(self, app):
+        async def asgi(scope, receive, send):
+            if scope["type"] == "http":
+                method = scope["path"].rsplit("/", 1)[-1]
+                if self.faults.get(method):
+                    fault = self.faults[method].popleft()
+                    self.faulted.append((method, fault))
+                    return await self._fail(fault, send)
+            await app(scope, receive, send)
+
+        return asgi
+
+    async def _fail(self, fault: str, send) -> None:
+        if fault == "429":
+            body = json.dumps({"ok": False, "error_code": 429,
+                               "description": f"Too Many Requests: retry after {self.retry_after}",
+                               "parameters": {"retry_after": self.retry_after}}).encode()
+            status, kind = 429, b"application/json"
+        elif fault == "502":
+            body, status, kind = b"<html><body><h1>502 Bad Gateway</h1></body></html>", 502, b"text/html"
+        else:  # drop: promise a body, send none, return: uvicorn closes the connection
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _dispatch(self, request: Request) -> JSONResponse:
         token, method = request.path_params["token"], request.path_params["method"]
