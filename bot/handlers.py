@@ -10,6 +10,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 import i18n
+from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.rasa_client import Reply
 from bot.rendering import CallbackPayloads, keyboard, split_text
@@ -55,9 +56,11 @@ class Gateway:
 
     async def is_new(self, update: Update) -> bool:
         """Telegram may deliver an update twice (retries, a restart before the offset moved)."""
-        return await self.service.in_thread(
+        new = await self.service.in_thread(
             conversations.claim_update, self.service.db, update.update_id, str(update.get_bot().id)
         )
+        store_faults.recovered()  # the store took a write
+        return new
 
     async def turn(self, update: Update, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
         await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
@@ -210,11 +213,16 @@ def _save_phone(db, user_id: int, phone: str) -> None:
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error; tell the user something went wrong instead of going silent."""
-    logger.error("error while handling an update", exc_info=context.error)
+    key = "unavailable"
+    if store_faults.is_store_fault(context.error):  # read-only or full disk, database gone
+        store_faults.report("update", context.error)
+        key = "store_unavailable"
+    else:
+        logger.error("error while handling an update", exc_info=context.error)
     context.application.bot_data["errors"] = context.application.bot_data.get("errors", 0) + 1
     if isinstance(update, Update) and update.effective_chat:
         lang = i18n.normalise(update.effective_user.language_code if update.effective_user else None)
         try:
-            await context.bot.send_message(update.effective_chat.id, i18n.t("unavailable", lang))
+            await context.bot.send_message(update.effective_chat.id, i18n.t(key, lang))
         except TelegramError:
             pass

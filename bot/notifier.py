@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
+from bot import store_faults
 from bot.conversation import ConversationService
 from bot.rasa_client import Button
 from bot.rendering import split_text
@@ -76,8 +77,11 @@ class Notifier:
         while True:
             try:
                 await self.run_once()
-            except Exception:
-                logger.exception("notifier round failed")
+            except Exception as error:
+                if store_faults.is_store_fault(error):  # logged once, not every round
+                    store_faults.report("notifications", error)
+                else:
+                    logger.exception("notifier round failed")
             try:
                 await asyncio.wait_for(self.wake.wait(), self.interval)
             except asyncio.TimeoutError:

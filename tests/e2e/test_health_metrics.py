@@ -11,11 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import i18n
 from bot import health
-from bot.app import build_application
-from bot.settings import BotSettings
 from store import handoff as handoffs
-from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_USER_ID, Gateway
-from tests.fakes.bot_api import TOKEN, FakeBotApi, free_port
+from tests.e2e.conftest import Gateway
+from tests.e2e.gateways import running_gateway
+from tests.fakes.bot_api import free_port
 
 
 @dataclasses.dataclass
@@ -25,29 +24,9 @@ class Monitored(Gateway):
 
 @pytest.fixture
 async def monitored(stack) -> AsyncIterator[Monitored]:
-    api = FakeBotApi()
-    await api.start()
     port = free_port()
-    settings = BotSettings(
-        token=TOKEN, base_url=api.base_url, base_file_url=api.base_url,
-        rasa_url=stack.rasa_url, rasa_token=stack.settings.rasa_token,
-        staff_chat_id=STAFF_CHAT_ID, staff_user_ids=frozenset({STAFF_USER_ID}),
-        notification_interval=0.5, health_port=port,
-        action_url=f"http://127.0.0.1:{stack.settings.action_port}",
-    )
-    application = build_application(settings, stack.db)
-    await application.initialize()
-    await application.post_init(application)
-    await application.start()
-    await application.updater.start_polling(poll_interval=0.0, timeout=1)
-    try:
-        yield Monitored(api, application, stack.db, health_url=f"http://127.0.0.1:{port}")
-    finally:
-        await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
-        await application.post_shutdown(application)
-        await api.stop()
+    async with running_gateway(stack, stack.db, health_port=port) as gateway:
+        yield Monitored(gateway.api, gateway.application, gateway.db, health_url=f"http://127.0.0.1:{port}")
 
 
 async def scrape(url: str) -> dict[tuple[str, tuple], float]:
