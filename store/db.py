@@ -65,6 +65,9 @@ class Database:
             )
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         else:
+            # pool_pre_ping: a pooled connection the server dropped (restart, failover,
+            # pg_terminate_backend) is replaced at checkout instead of failing the next turn
+            # (tests/e2e/test_postgres_faults.py).
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
