@@ -40,6 +40,24 @@ structlogger = structlog.get_logger()
 LANGUAGE_SLOT = "language"
 
 
+def lock_store_down(error: BaseException) -> bool:
+    """The Redis lock store did not answer (the error or one it was raised from)."""
+    from rasa.core.lock_store import LockError
+    from rasa.shared.exceptions import ConnectionException
+
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        module = type(seen).__module__
+        if module.startswith("redis") or isinstance(seen, (ConnectionException,)) or (
+            isinstance(seen, LockError) and "Error while acquiring lock" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class GatewayOutputChannel(CollectingOutputChannel):
     """Collects the bot's messages, and the intent of the user message they answer."""
 
@@ -129,7 +147,14 @@ class GatewayInput(RestInput):
                 )
             except CancelledError:
                 structlogger.error("gateway.message.timeout", sender_id=sender_id)
-            except Exception:
+            except Exception as error:
+                if lock_store_down(error) and not collector.messages:
+                    # Redis (the lock store of several Rasa servers) is unreachable: no turn can
+                    # run safely. One log line, and 503 so the gateway says "temporarily
+                    # unavailable" (an empty 200 would read as a dialogue that said nothing).
+                    structlogger.error("gateway.lock_store.unavailable", sender_id=sender_id,
+                                       error=f"{type(error).__name__}: {error}"[:200])
+                    return response.json({"error": "lock store unavailable"}, status=503)
                 # As Rasa's REST channel: the error is logged, the answer is what was said so far.
                 structlogger.exception("gateway.message.failure", sender_id=sender_id)
             intent = collector.intent
