@@ -71,8 +71,9 @@ class Turn:
     bad: str | None = None
 
 
-def proc_stats(pid: int) -> tuple[float, int]:
-    """RSS in MB and open file descriptors of a process and its descendants."""
+def proc_stats(pid: int) -> tuple[float, int, int]:
+    """RSS in MB, open file descriptors and how many of them are sockets, of a process and its
+    descendants."""
     pids, frontier = [pid], [pid]
     while frontier:
         parent = frontier.pop()
@@ -82,16 +83,21 @@ def proc_stats(pid: int) -> tuple[float, int]:
             children = []
         pids += children
         frontier += children
-    rss, fds = 0, 0
+    rss, fds, sockets = 0, 0, 0
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     rss += int(line.split()[1])
-            fds += len(os.listdir(f"/proc/{p}/fd"))
+            for fd in os.listdir(f"/proc/{p}/fd"):
+                fds += 1
+                try:
+                    sockets += os.readlink(f"/proc/{p}/fd/{fd}").startswith("socket:")
+                except OSError:
+                    pass
         except OSError:
             pass
-    return rss / 1024, fds
+    return rss / 1024, fds, sockets
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -147,9 +153,11 @@ class Soak:
             await self.wait_healthy(metrics_port, gateway)
             named = {"gateway": gateway.pid, "rasa": servers[1].process.pid, "actions": servers[0].process.pid}
 
-            warmup = min(60.0, self.args.minutes * 60 / 5)
+            # Warm-up: pools and keep-alive connections reach their working size first.
+            warmup = min(60.0, max(30.0, self.args.minutes * 60 / 5))
             print(f"warm-up {warmup:.0f} s ...", flush=True)
             await self.drive(warmup, record=False)
+            await asyncio.sleep(2)  # measured at rest, as at the end
             start_stats = {name: proc_stats(pid) for name, pid in named.items()}
             started = time.monotonic()
             await self.drive(self.args.minutes * 60, record=True)
@@ -301,15 +309,15 @@ class Soak:
         everything = [t.latency * 1000 for t in answered]
         print(f"| all | {len(everything)} | {percentile(everything, 0.5):.0f} | {percentile(everything, 0.95):.0f} |")
         print()
-        print("| process | RSS start MB | RSS end MB | growth | fds start | fds end | growth |")
+        print("| process | RSS start MB | RSS end MB | growth | fds start (sockets) | fds end (sockets) | growth |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         worst = 0.0
         for name in start:
-            (rss0, fd0), (rss1, fd1) = start[name], end[name]
+            (rss0, fd0, so0), (rss1, fd1, so1) = start[name], end[name]
             g_rss = (rss1 - rss0) / rss0 * 100 if rss0 else 0.0
             g_fd = (fd1 - fd0) / fd0 * 100 if fd0 else 0.0
             worst = max(worst, g_rss, g_fd)
-            print(f"| {name} | {rss0:.0f} | {rss1:.0f} | {g_rss:+.1f} % | {fd0} | {fd1} | {g_fd:+.1f} % |")
+            print(f"| {name} | {rss0:.0f} | {rss1:.0f} | {g_rss:+.1f} % | {fd0} ({so0}) | {fd1} ({so1}) | {g_fd:+.1f} % |")
         print()
         if metrics:
             print("gateway metrics: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
