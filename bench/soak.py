@@ -157,12 +157,12 @@ class Soak:
             warmup = min(60.0, max(30.0, self.args.minutes * 60 / 5))
             print(f"warm-up {warmup:.0f} s ...", flush=True)
             await self.drive(warmup, record=False)
-            await asyncio.sleep(2)  # measured at rest, as at the end
+            await asyncio.sleep(self.args.settle)  # at rest: idle keep-alive sockets closed, as at the end
             start_stats = {name: proc_stats(pid) for name, pid in named.items()}
             started = time.monotonic()
             await self.drive(self.args.minutes * 60, record=True)
             elapsed = time.monotonic() - started
-            await asyncio.sleep(2)
+            await asyncio.sleep(self.args.settle)
             end_stats = {name: proc_stats(pid) for name, pid in named.items()}
             metrics = await self.scrape(metrics_port)
             died = [name for name, server in (("rasa", servers[1]), ("actions", servers[0])) if not server.alive()]
@@ -335,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=5.0, help="minutes per latency window (default 5)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds before a turn counts as unanswered")
     parser.add_argument("--grace", type=float, default=0.3, help="seconds to collect a turn's further messages")
+    parser.add_argument("--settle", type=float, default=35.0,
+                        help="seconds at rest before measuring RSS and fds (idle keep-alive connections close: aiohttp 15-30 s)")
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.users <= 0:
