@@ -458,8 +458,10 @@ def _take_seat(session: Session, session_id: int) -> bool:
 
     The seat and slot UPDATEs are Core statements on the tables, not ORM-enabled ones
     (`update(ClassroomSession)`): the ORM turned those into an annotated copy (AnnotatedUpdate,
-    dml_strategy "orm") on every execution, for which SQLAlchemy 2.1 warned that it "will not
-    make use of SQL compilation caching". Nothing is lost: they never synchronised the session.
+    dml_strategy "orm") on every execution — the class named in the reported warning that it
+    "will not make use of SQL compilation caching" (issue 15; SQLAlchemy 2.1.9, installed here,
+    no longer emits it, but still annotated every statement). Nothing is lost: these UPDATEs
+    never synchronised the session's objects.
     """
     table = _SESSIONS
     result = session.execute(

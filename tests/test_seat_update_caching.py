@@ -1,8 +1,10 @@
-"""The seat and slot UPDATEs (store/booking.py) are plain, cacheable statements: SQLAlchemy 2.1
-warned at every seat update that `AnnotatedUpdate` "will not make use of SQL compilation
-caching" — the ORM-enabled UPDATE was annotated on each execution. On SQLite and PostgreSQL:
-no SQLAlchemy warning, the statement reaching the engine is not an annotated copy, and its
-second execution is served from the compiled cache."""
+"""The seat and slot UPDATEs (store/booking.py) are plain, cacheable statements. Issue 15
+reported SQLAlchemy warning at every seat update that `AnnotatedUpdate` "will not make use of
+SQL compilation caching": the ORM-enabled UPDATE was annotated on each execution. The installed
+SQLAlchemy (2.1.9) no longer emits that warning, so the test checks the cause as well: on SQLite
+and PostgreSQL, no SQLAlchemy warning, the statement reaching the engine is not an annotated
+copy (it was, before the fix: the test failed), and later executions come from the compiled
+cache."""
 from __future__ import annotations
 
 import warnings
