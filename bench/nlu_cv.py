@@ -66,10 +66,10 @@ def write_nlu(intents: dict[str, list[str]], shared: list[dict[str, Any]], path:
     return too_few
 
 
-def cv_config(epochs: int, path: Path) -> str:
+def cv_config(epochs: int, path: Path, source: Path = ROOT / "config.yml") -> str:
     """config.yml as it is, without policies; DIET (if any) at `epochs`. Returns a note on
     what was changed, for the table."""
-    config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
     notes = []
     for component in config.get("pipeline") or []:
         if str(component.get("name", "")).split(".")[-1] == "DIETClassifier":

@@ -103,3 +103,29 @@ def test_facts_filled_allows_ten_percent_and_no_invented_country() -> None:
     assert not ok and "invented" in note
     assert facts_filled(Eligibility(None, None, None, None), {})[0]
     assert not facts_filled(Eligibility(None, "services", None, None), slots)[0]
+
+
+# --- cross-validation input ----------------------------------------------------------------
+
+
+def test_cv_uses_typed_intents_only() -> None:
+    from bench.nlu_cv import PAYLOAD_ONLY, training_data
+
+    split, _ = training_data()
+    for lang in LANGS:
+        assert split[lang] and not (set(split[lang]) & (PAYLOAD_ONLY | {"nlu_fallback"}))
+        assert not [t for texts in split[lang].values() for t in texts if t.startswith("/")]
+
+
+def test_cv_config_keeps_the_pipeline_and_lowers_diet_epochs_only_if_there_is_diet(tmp_path: Path) -> None:
+    from bench.nlu_cv import cv_config
+
+    source, out = tmp_path / "config.yml", tmp_path / "cv.yml"
+    pipeline = [{"name": "JiebaTokenizer"},
+                {"name": "rasa_extensions.intent_classifier.SentenceIntentClassifier", "epochs": 7}]
+    source.write_text(yaml.safe_dump({"language": "zh", "pipeline": pipeline, "policies": [{"name": "RulePolicy"}]}))
+    assert cv_config(60, out, source) == "config.yml as is"
+    assert yaml.safe_load(out.read_text()) == {"language": "zh", "pipeline": pipeline}
+    source.write_text(yaml.safe_dump({"pipeline": [{"name": "DIETClassifier", "epochs": 100}]}))
+    assert cv_config(60, out, source) == "DIET 60 ep"
+    assert yaml.safe_load(out.read_text())["pipeline"][0]["epochs"] == 60
