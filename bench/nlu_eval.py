@@ -172,7 +172,7 @@ def print_misses(figures: dict[str, LangFigures], langs: list[str]) -> None:
             notes = []
             if isinstance(s.message.expect, Eligibility):
                 notes.append("reached" if s.reached else "not reached")
-                if s.facts_note:
+                if s.reached and s.facts_note:
                     notes.append(f"facts: {s.facts_note}")
                 if s.verdict_right is False:
                     notes.append(f"verdict {s.verdict} {s.verdict_note}".strip())
