@@ -95,7 +95,7 @@ def rows_for(figures: dict[str, LangFigures], langs: list[str]) -> tuple[list[tu
             verdict_met[lang] = ratio(good, len(judged), TARGETS["verdict"])
         add("eligibility: check reached with stated facts", cells, "≥95%", met)
         add("  eligibility: check reached (facts or not)", reach_cells, "", {})
-        add("  eligibility: verdict right (of those)", verdict_cells, "all", verdict_met)
+        add("  eligibility: verdict right (reached w/ facts)", verdict_cells, "all", verdict_met)
 
         cells, met = {}, {}
         for lang in langs:
