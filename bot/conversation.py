@@ -257,6 +257,10 @@ class ConversationService:
             logger.error("Rasa's circuit breaker stopped a turn of %s (%d messages); its dialogue "
                          "was reset", user.sender_id, len(answer.replies))
             answer.replies = [Reply(text=i18n.t("dialogue_reset", language))]
+        if not answer.replies and answer.action_failed:
+            # The action server is down or died mid-action (the launcher restarts it).
+            logger.error("action %s failed for %s", answer.action_failed, user.sender_id)
+            answer.replies = [Reply(text=i18n.t("action_failed", language))]
         if not answer.replies:
             # Silence is a dialogue bug too; the user still gets an answer.
             logger.error("Rasa answered %s with no message (intent %s)", user.sender_id, answer.intent)

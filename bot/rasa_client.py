@@ -40,6 +40,7 @@ class RasaAnswer:
     intent: str | None = None  # what Rasa understood: for the transcript and NLU review
     confidence: float | None = None
     reset: bool = False  # the turn tripped Rasa's circuit breaker; the dialogue was reset
+    action_failed: str | None = None  # a custom action failed (the action server is down)
 
 
 def parse_replies(body: list[dict[str, Any]]) -> list[Reply]:
@@ -98,7 +99,8 @@ class RasaClient:
             body = response.json()
             intent = body.get("intent") or {}
             return RasaAnswer(parse_replies(body.get("messages") or []), intent.get("name"),
-                              intent.get("confidence"), reset=bool(body.get("reset")))
+                              intent.get("confidence"), reset=bool(body.get("reset")),
+                              action_failed=body.get("action_failed") or None)
         except (httpx.TransportError, httpx.HTTPStatusError) as error:
             if isinstance(error, httpx.ReadTimeout):
                 # Rasa has the message and may still answer it: not safe to send again.

@@ -26,6 +26,15 @@ def _stop_on_sigterm(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def start_servers(settings: StackSettings, supervisor: Supervisor) -> float:
+    """Start the action server and the Rasa server under `supervisor` and wait until both
+    answer; returns the seconds Rasa took."""
+    actions = supervisor.add("action server", lambda: processes.start_action_server(settings)).server
+    rasa = supervisor.add("Rasa server", lambda: processes.start_rasa_server(settings)).server
+    processes.wait_until_up(actions, f"http://127.0.0.1:{settings.action_port}/health", 60)
+    return processes.wait_until_up(rasa, settings.rasa_status_url, 300)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--headless", action="store_true", help="start only the Rasa and action servers")
@@ -45,10 +54,7 @@ def main() -> None:
         train(settings.model_path)
         processes.prepare_store(settings)
         print("==> starting the action server and the Rasa server (loading the model takes ~30 s)", flush=True)
-        actions = supervisor.add("action server", lambda: processes.start_action_server(settings)).server
-        rasa = supervisor.add("Rasa server", lambda: processes.start_rasa_server(settings)).server
-        processes.wait_until_up(actions, f"http://127.0.0.1:{settings.action_port}/health", 60)
-        waited = processes.wait_until_up(rasa, settings.rasa_status_url, 300)
+        waited = start_servers(settings, supervisor)
         print(f"==> Rasa is up after {waited:.0f} s: REST webhook {settings.rasa_url}/webhooks/rest/webhook", flush=True)
         print(f"    logs: {settings.run_dir / 'logs'}", flush=True)
         if args.headless:
