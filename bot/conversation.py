@@ -144,7 +144,8 @@ class ConversationService:
         self.notice_after = getattr(rasa, "timeout", 0.0) or 4.5
         self._turns = PerUserLocks()  # one turn at a time per user, in arrival order
         self._outages: dict[str, Outage] = {}  # sender id -> what they were told
-        self._rasa_back: asyncio.Event | None = None
+        self._rasa_back: asyncio.Event | None = None  # set by the poller when Rasa answers
+        self._poller: asyncio.Task | None = None
         self._waiting_for_rasa = 0
 
     async def in_thread(self, fn, *args, **kwargs):
@@ -280,7 +281,7 @@ class ConversationService:
         """Wait until Rasa answers /status (one poller for all waiting users); False at the deadline."""
         if self._rasa_back is None:
             self._rasa_back = asyncio.Event()
-            asyncio.get_running_loop().create_task(self._poll_rasa(self._rasa_back))
+            self._poller = asyncio.get_running_loop().create_task(self._poll_rasa(self._rasa_back))
         back = self._rasa_back
         self._waiting_for_rasa += 1
         try:
