@@ -168,11 +168,12 @@ class ConversationService:
     async def handle(self, incoming: Incoming) -> TurnResult:
         if incoming.received_at is None:
             incoming = replace(incoming, received_at=time.time())
+        arrived = time.monotonic()  # RASA_TIMEOUT counts from here
         # Taken before the first await: a user's messages are handled one at a time, in order.
         async with await self._turns(incoming.conversation):
-            return await self._handle(incoming)
+            return await self._handle(incoming, arrived)
 
-    async def _handle(self, incoming: Incoming) -> TurnResult:
+    async def _handle(self, incoming: Incoming, arrived: float) -> TurnResult:
         def decide_language(current: str, chosen: bool) -> str:
             # A language the user chose (/language, a language button) holds until they choose
             # again; until then a message clearly in the other language switches it.
@@ -199,7 +200,7 @@ class ConversationService:
         if not text:
             replies = [Reply(text=i18n.t("empty_message", language))]
         else:
-            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming)
+            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived)
             replies = answer.replies
             if answer.intent and line_id is not None:
                 intent = (line_id, answer.intent, answer.confidence)
@@ -207,8 +208,9 @@ class ConversationService:
         return TurnResult(user=user, language=language, replies=replies)
 
     async def ask_rasa(self, user: UserView, language: str, text: str,
-                       incoming: Incoming | None = None) -> RasaAnswer:
+                       incoming: Incoming | None = None, arrived: float | None = None) -> RasaAnswer:
         incoming = incoming or Incoming("", "", text)
+        arrived = arrived or time.monotonic()
         received = incoming.received_at or time.time()
         deadline = received + self.hold_window
         notices: list[Reply] = []  # the notice, when there is no way to send it at once
@@ -221,11 +223,14 @@ class ConversationService:
                 return  # told once per outage: this message was sent after the notice
             self._outages[user.sender_id] = Outage(time.time())
             notice = Reply(text=i18n.t("rasa_waiting", language))
-            await self.record_replies(user, language, [notice], incoming.chat_id)
             if incoming.notify is not None:
-                await incoming.notify([notice])
+                try:
+                    await incoming.notify([notice])  # first: the user waits, the transcript can
+                except Exception:  # the channel failed too; the turn still waits for Rasa
+                    logger.exception("could not tell %s to wait", user.sender_id)
             else:
                 notices.append(notice)
+            await self.record_replies(user, language, [notice], incoming.chat_id)
 
         pause = 0.5
         while True:
@@ -235,7 +240,9 @@ class ConversationService:
                 timeout=max(deadline - time.time(), self.notice_after),
             ))
             try:
-                done, _ = await asyncio.wait({sending}, timeout=self.notice_after)
+                # Slow: told RASA_TIMEOUT after the message arrived (the store's work included).
+                done, _ = await asyncio.wait(
+                    {sending}, timeout=max(arrived + self.notice_after - time.monotonic(), 0.1))
                 if not done:  # slow: tell the user, and keep waiting for this answer
                     await tell_waiting()
                 answer = await sending
