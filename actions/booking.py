@@ -2,7 +2,9 @@
 
 Flow (booking_form, slots filled by ValidateBookingForm's extract_ methods, questions asked by
 the action_ask_ actions below; a booking request starts afresh in ValidateBookingForm.run):
-    kind -> module -> city (classroom) or region (consultation) -> date buttons with seats left
+    kind -> module (a consultation needs that module's classroom session: checked here, and
+    its visits are offered from the end of that session) -> city (classroom) or region
+    (consultation) -> date buttons with seats left
     -> factory, attendees, contact (pre-filled from the latest enquiry; "skip" allowed)
     -> action_booking_summary (Confirm / Cancel) -> action_booking_confirm.
 Outside the form: my bookings, cancel (asks first), reschedule (asks first), waitlist.
@@ -15,6 +17,7 @@ double tap (or Telegram redelivering the update) books once and repeats the same
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from abc import ABC, abstractmethod
 import hashlib
 import logging
@@ -149,9 +152,20 @@ def _offer_buttons(offers: list[store.Offer], lang: str) -> list[Button]:
     return buttons
 
 
-async def _offers(kind: str, module: int, place: str | None, include_full: bool = False) -> list[store.Offer]:
+async def _visits_from(tracker: Tracker, kind: str | None, module: int) -> dt.datetime | None:
+    """Consultations of a module follow its classroom session: when the factory's classroom
+    session of `module` ends (visits are offered from then on); None for a classroom booking
+    or when the factory has no classroom session of that module."""
+    if kind != store.CONSULTATION:
+        return None
+    return await _store(store.classroom_ends, await _user_id(tracker), module)
+
+
+async def _offers(tracker: Tracker, kind: str, module: int, place: str | None,
+                  include_full: bool = False) -> list[store.Offer]:
     if kind == store.CONSULTATION:
-        return await _store(store.available_slots, module, place)
+        return await _store(store.available_slots, module, place,
+                            not_before=await _visits_from(tracker, kind, module))
     return await _store(store.available_sessions, module, place, include_full=include_full)
 
 
@@ -280,7 +294,7 @@ class ValidateBookingForm(FormValidationAction):
             # "2": the second date shown
             kind = tracker.get_slot("booking_kind")
             module = _module_of(tracker.get_slot("booking_module")) or 1
-            offers = await _offers(kind, module, tracker.get_slot("booking_place"))
+            offers = await _offers(tracker, kind, module, tracker.get_slot("booking_place"))
             index = int(_text(tracker)) - 1
             if 0 <= index < len(offers):
                 chosen = str(offers[index].id)
@@ -349,20 +363,34 @@ class ValidateBookingForm(FormValidationAction):
 
     async def _unless_nothing_to_offer(self, kind: str, module: int, dispatcher: CollectingDispatcher,
                                        tracker: Tracker) -> dict[str, Any]:
-        """No dates at all for this module: say so and complete the form with UNAVAILABLE so
-        the conversation moves on (action_booking_summary then says nothing more)."""
-        places = await _store(store.places_with_offers, kind, module, include_full=True)
+        """Nothing this factory can book for this module: say why and complete the form with
+        UNAVAILABLE so the conversation moves on (action_booking_summary then says nothing
+        more). A consultation needs the module's classroom session first: said here, when
+        the module is known, rather than after every detail was asked (book_consultation
+        checks it again, in its transaction)."""
+        lang = language_of(tracker)
+        unavailable = {"booking_module": str(module), **{
+            slot: UNAVAILABLE for slot in FORM_SLOTS if slot not in ("booking_kind", "booking_module")
+        }}
+        visits_from = await _visits_from(tracker, kind, module)
+        if kind == store.CONSULTATION and visits_from is None:
+            dispatcher.utter_message(
+                text=t("booking_consultation_needs_classroom", lang,
+                       module=schedule.module_title(module, lang)),
+                buttons=[button(t("booking_button_classroom_of_module", lang, number=module),
+                                "book_classroom", module=str(module))],
+            )
+            return unavailable
+        places = await _store(store.places_with_offers, kind, module, include_full=True,
+                              not_before=visits_from)
         if places:
             return {"booking_module": str(module)}
-        lang = language_of(tracker)
         dispatcher.utter_message(
             text=t("booking_no_offers", lang, module=schedule.module_title(module, lang)),
             buttons=[{"title": t("button_request_human", lang),
                       "payload": '/request_human{"reason":"asked"}'}],
         )
-        return {"booking_module": str(module), **{
-            slot: UNAVAILABLE for slot in FORM_SLOTS if slot not in ("booking_kind", "booking_module")
-        }}
+        return unavailable
 
     async def validate_booking_place(self, value: Any, dispatcher: CollectingDispatcher,
                                      tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -370,7 +398,7 @@ class ValidateBookingForm(FormValidationAction):
             return {"booking_place": value}
         kind = tracker.get_slot("booking_kind")
         module = _module_of(tracker.get_slot("booking_module")) or 1
-        offers = await _offers(kind, module, value, include_full=True)
+        offers = await _offers(tracker, kind, module, value, include_full=True)
         if not offers:
             # Known place, but nothing there for this module: ask again (the question lists
             # the places that do have dates).
@@ -437,7 +465,8 @@ class ActionAskBookingPlace(_Ask):
         kind = tracker.get_slot("booking_kind")
         module = _module_of(tracker.get_slot("booking_module")) or 1
         # cities whose dates are all full stay listed: their buttons offer the waitlist
-        places = await _store(store.places_with_offers, kind, module, include_full=True)
+        places = await _store(store.places_with_offers, kind, module, include_full=True,
+                              not_before=await _visits_from(tracker, kind, module))
         key = "booking_ask_region" if kind == store.CONSULTATION else "booking_ask_city"
         dispatcher.utter_message(
             text=t(key, lang, module=schedule.module_title(module, lang)),
@@ -459,11 +488,11 @@ class ActionAskBookingTarget(_Ask):
         values = {"module": schedule.module_title(module, lang),
                   "place": schedule.place_name(place, lang)}
         if kind == store.CONSULTATION:
-            offers = await _offers(kind, module, place)
+            offers = await _offers(tracker, kind, module, place)
             dispatcher.utter_message(text=t("booking_ask_slot", lang, **values),
                                      buttons=_offer_buttons(offers, lang))
             return []
-        offers = await _offers(kind, module, place, include_full=True)
+        offers = await _offers(tracker, kind, module, place, include_full=True)
         open_offers = [o for o in offers if o.seats_left > 0]
         if open_offers:
             dispatcher.utter_message(text=t("booking_ask_session", lang, **values),
@@ -809,7 +838,8 @@ class ActionRescheduleBooking(Action):
             return []
         current = chosen.offer
         place = current.place if chosen.kind == store.CONSULTATION else None
-        offers = [o for o in await _offers(chosen.kind, current.module, place) if o.id != current.id]
+        offers = [o for o in await _offers(tracker, chosen.kind, current.module, place)
+                  if o.id != current.id]
         values = {**_values(current, lang), "reference": chosen.reference}
         if not offers:
             dispatcher.utter_message(text=t("booking_reschedule_none", lang, **values))

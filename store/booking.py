@@ -304,8 +304,10 @@ def available_slots(
     place: str | None = None,
     now: dt.datetime | None = None,
     limit: int = 8,
+    not_before: dt.datetime | None = None,
 ) -> list[Offer]:
-    """Free, open consultation slots of `module` in the future (`place`: region or city)."""
+    """Free, open consultation slots of `module` in the future (`place`: region or city);
+    with `not_before` (the end of the factory's classroom session) only those from then on."""
     now = now or utcnow()
     query = (
         select(ConsultationSlot)
@@ -316,6 +318,8 @@ def available_slots(
         .order_by(ConsultationSlot.starts_at, ConsultationSlot.id)
         .limit(limit)
     )
+    if not_before is not None:
+        query = query.where(ConsultationSlot.starts_at >= not_before)
     if place:
         query = query.where(ConsultationSlot.region == schedule.region_of(place))
     with db.session() as session:
@@ -323,10 +327,11 @@ def available_slots(
 
 
 def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | None = None,
-                       include_full: bool = False) -> list[str]:
+                       include_full: bool = False,
+                       not_before: dt.datetime | None = None) -> list[str]:
     """Cities (classroom, seats left; or any open future session with include_full, to
-    offer the waitlist) or regions (consultation, free slots) that have something to offer
-    for `module`, in the order of their first date."""
+    offer the waitlist) or regions (consultation, free slots, from `not_before` on when
+    given) that have something to offer for `module`, in the order of their first date."""
     now = now or utcnow()
     with db.session() as session:
         if kind == CLASSROOM:
@@ -340,12 +345,15 @@ def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | 
                 query = query.where(ClassroomSession.seats_taken < ClassroomSession.capacity)
             rows = session.execute(query).all()
         else:
-            rows = session.execute(
+            query = (
                 select(ConsultationSlot.region, func.min(ConsultationSlot.starts_at))
                 .where(ConsultationSlot.module == module, ConsultationSlot.status == "open",
                        ConsultationSlot.starts_at > now, ConsultationSlot.booked.is_(False))
                 .group_by(ConsultationSlot.region)
-            ).all()
+            )
+            if not_before is not None:
+                query = query.where(ConsultationSlot.starts_at >= not_before)
+            rows = session.execute(query).all()
     return [name for name, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
 
 
@@ -402,6 +410,19 @@ def _check_module_order(session: Session, user_id: int, module: int, starts_at: 
     )
     if has_module_1 is None:
         raise Refused("booking_refused_module1_first")
+
+
+def classroom_ends(db: Database, user_id: int, module: int) -> dt.datetime | None:
+    """When the factory's earliest confirmed classroom session of `module` ends, or None
+    when it has none: consultations of that module can be booked from then on. The
+    conversation asks this early; _check_consultation_follows_classroom decides at booking."""
+    with db.session() as session:
+        return session.scalar(
+            select(func.min(ClassroomSession.ends_at))
+            .join(Booking, Booking.session_id == ClassroomSession.id)
+            .where(Booking.user_id == user_id, Booking.status == "confirmed",
+                   ClassroomSession.module == module)
+        )
 
 
 def _check_consultation_follows_classroom(

@@ -325,3 +325,100 @@ def test_a_partly_extracted_reference_falls_back_to_the_text():
     assert ab.reference_in(t) == "SC-CC34YC"
     assert ab.reference_in(tracker("cancel_booking", "x", entities={"ref": "sc-cc34yc"})) == "SC-CC34YC"
     assert ab.reference_in(tracker("cancel_booking", "cancel my booking")) is None
+
+
+# --- a consultation follows its module's classroom session ----------------------------------
+
+
+NEEDS_CLASSROOM = {"en": "no classroom session of Module 2: Quality Management booked yet",
+                   "zh": "还没有预约模块2：质量管理的课堂培训"}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_consultation_without_its_classroom_is_refused_when_the_module_is_chosen(db, lang):
+    add_slot(db, module=2)
+    form = ab.ValidateBookingForm()
+    d = CollectingDispatcher()
+    result = await form.validate_booking_module(
+        "2", d, tracker(slots={"booking_kind": "consultation"}, lang=lang), {})
+    # the form ends here: no factory, attendees or contact asked before the refusal
+    assert {result[s] for s in ("booking_place", "booking_target", "booking_factory",
+                                "booking_attendees", "booking_contact")} == {ab.UNAVAILABLE}
+    (message,) = d.messages
+    assert NEEDS_CLASSROOM[lang] in message["text"]
+    assert buttons(d.messages) == [{"title": ab.t("booking_button_classroom_of_module", lang, number=2),
+                                    "payload": '/book_classroom{"module":"2"}'}]
+    # the module first, then the kind: the same answer
+    d = CollectingDispatcher()
+    result = await form.validate_booking_kind(
+        "consultation", d, tracker(slots={"booking_module": "2"}, lang=lang), {})
+    assert result["booking_kind"] == "consultation" and result["booking_factory"] == ab.UNAVAILABLE
+    assert NEEDS_CLASSROOM[lang] in d.messages[0]["text"]
+    msgs, events = await run(ab.ActionBookingSummary(), tracker(slots=result, lang=lang))
+    assert msgs == [] and slots_of(events)["booking_target"] is None
+
+
+async def test_consultation_request_naming_the_module_is_refused_once(db):
+    # "/book_consultation{"module":"2"}" activates the form: kind and module arrive together
+    add_slot(db, module=2)
+    latest = {"intent": {"name": "book_consultation"}, "text": "", "metadata": {"language": "zh"},
+              "entities": [{"entity": "module", "value": "2"}]}
+    t = Tracker(SENDER, {"requested_slot": "booking_kind", "language": "zh"},
+                latest, [{"event": "user", "text": "", "parse_data": latest},
+                         {"event": "slot", "name": "requested_slot", "value": "booking_kind"},
+                         {"event": "action", "name": "booking_form"}],
+                False, None, {}, "booking_form")
+    d = CollectingDispatcher()
+    events = await ab.ValidateBookingForm().run(
+        d, t, {"forms": {"booking_form": {"required_slots": list(ab.FORM_SLOTS)}},
+               "slots": {s: {} for s in ab.FORM_SLOTS}})
+    assert len(d.messages) == 1 and NEEDS_CLASSROOM["zh"] in d.messages[0]["text"]
+    assert slots_of(events)["booking_contact"] == ab.UNAVAILABLE
+
+
+def _classroom_of_module_2(db) -> tuple[int, dt.datetime]:
+    """The factory holds Module 1 and Module 2 classroom seats; returns (user, when Module 2 ends)."""
+    user = store.ensure_user(db, SENDER)
+    store.book_classroom(db, user, add_session(db, module=1))
+    module_2 = add_session(db, module=2, starts_at=FUTURE + dt.timedelta(days=7))
+    assert store.book_classroom(db, user, module_2).outcome == "booked"
+    return user, store.offer(db, "classroom", module_2).ends_at
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_with_its_classroom_the_consultation_offers_visits_after_it(db, lang):
+    _, classroom_ends = _classroom_of_module_2(db)
+    add_slot(db, module=2, starts_at=classroom_ends - dt.timedelta(hours=3))  # during the class
+    later = add_slot(db, module=2, starts_at=classroom_ends + dt.timedelta(days=5))
+    form = ab.ValidateBookingForm()
+    d = CollectingDispatcher()
+    slots = {"booking_kind": "consultation"}
+    assert await form.validate_booking_module("2", d, tracker(slots=slots, lang=lang), {}) == {
+        "booking_module": "2"}
+    assert d.messages == []
+    slots = {"booking_kind": "consultation", "booking_module": "2", "booking_place": "Guangdong"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots, lang=lang))
+    assert [b["payload"] for b in buttons(msgs)] == [f'/choose_session{{"slot_id":"{later}"}}']
+
+
+async def test_only_visits_during_the_classroom_session_is_nothing_to_offer(db):
+    _, classroom_ends = _classroom_of_module_2(db)
+    add_slot(db, module=2, starts_at=classroom_ends - dt.timedelta(hours=3))
+    d = CollectingDispatcher()
+    result = await ab.ValidateBookingForm().validate_booking_module(
+        "2", d, tracker(slots={"booking_kind": "consultation"}), {})
+    assert result["booking_target"] == ab.UNAVAILABLE and "no open dates" in d.messages[0]["text"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_the_confirmation_still_checks_the_classroom_session(db, lang):
+    # The early check is advice; the booking's transaction decides (here the classroom seat
+    # was cancelled after the module was chosen).
+    user = store.ensure_user(db, SENDER)
+    reference = store.book_classroom(db, user, add_session(db)).booking.reference
+    slot = add_slot(db)
+    store.cancel_booking(db, user, reference)
+    slots = form_slots(slot, booking_kind="consultation", booking_place="Guangdong")
+    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=slots, lang=lang))
+    assert msgs[0]["text"] == ab.t("booking_refused_classroom_first", lang)
+    assert buttons(msgs)[0]["payload"] == '/book_classroom{"module":"1"}'
