@@ -518,8 +518,12 @@ class _AskDetail(_Ask, ABC):
             dispatcher.utter_message(text=t(self.known_key, lang, value=known),
                                      buttons=[button(t("booking_button_keep", lang), "affirm"), skip])
         else:
-            dispatcher.utter_message(text=t(self.ask_key, lang), buttons=[skip])
+            dispatcher.utter_message(text=t(self.question(tracker), lang), buttons=[skip])
         return []
+
+    def question(self, tracker: Tracker) -> str:
+        """The key of the question (when nothing is known to offer)."""
+        return self.ask_key
 
 
 class ActionAskBookingFactory(_AskDetail):
@@ -532,6 +536,12 @@ class ActionAskBookingFactory(_AskDetail):
 class ActionAskBookingAttendees(_AskDetail):
     slot = "booking_attendees"
     ask_key = "booking_ask_attendees"
+
+    def question(self, tracker: Tracker) -> str:
+        # "2 managers and 2 workers" is the classroom's rule; a visit has its own question
+        if tracker.get_slot("booking_kind") == store.CONSULTATION:
+            return "booking_ask_attendees_consultation"
+        return self.ask_key
 
 
 class ActionAskBookingContact(_AskDetail):

@@ -422,3 +422,19 @@ async def test_the_confirmation_still_checks_the_classroom_session(db, lang):
     msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=slots, lang=lang))
     assert msgs[0]["text"] == ab.t("booking_refused_classroom_first", lang)
     assert buttons(msgs)[0]["payload"] == '/book_classroom{"module":"1"}'
+
+
+# --- the attendees question -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,classroom_rule", [("en", "2 managers and 2 workers"), ("zh", "2名管理人员和2名员工")])
+async def test_attendees_question_is_the_classrooms_only_for_a_classroom_session(db, lang, classroom_rule):
+    msgs, _ = await run(ab.ActionAskBookingAttendees(), tracker(slots={"booking_kind": "classroom"}, lang=lang))
+    assert classroom_rule in msgs[0]["text"]
+    msgs, _ = await run(ab.ActionAskBookingAttendees(), tracker(slots={"booking_kind": "consultation"}, lang=lang))
+    (text,) = [m["text"] for m in msgs]
+    assert text == ab.t("booking_ask_attendees_consultation", lang)
+    # no figure: the number of people at a visit is not published (score-facts.md)
+    assert classroom_rule not in text and not any(ch.isdigit() for ch in text)
+    assert ("visit" if lang == "en" else "现场咨询") in text
+    assert [b["payload"] for b in buttons(msgs)] == ["/skip"]
