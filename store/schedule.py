@@ -125,11 +125,13 @@ def module_title(module: int, lang: str | None) -> str:
 
 
 def offer_line(offer: Offer, lang: str | None) -> str:
-    """One line for a date button: '12 Jan 2027 (Tue), Dongguan, 3 seats left'."""
+    """One line for a date button: '12 Jan 2027 (Tue), Dongguan, 3 seats left', or
+    '14 Dec 2026 (Mon) 09:30, Guangdong, with Chen Jing' (a visit names its expert, so two
+    experts free at the same hour are two different buttons)."""
     date = format_date(offer.starts_at, offer.timezone, lang)
     place = place_name(offer.place, lang)
     if offer.kind == "consultation":
-        return t("booking_slot_line", lang, date=date,
+        return t("booking_slot_line", lang, date=date, expert=offer.detail,
                  time=format_time(offer.starts_at, offer.timezone), place=place)
     key = "booking_session_line_one" if offer.seats_left == 1 else "booking_session_line"
     if offer.seats_left == 0:

@@ -438,3 +438,29 @@ async def test_attendees_question_is_the_classrooms_only_for_a_classroom_session
     assert classroom_rule not in text and not any(ch.isdigit() for ch in text)
     assert ("visit" if lang == "en" else "现场咨询") in text
     assert [b["payload"] for b in buttons(msgs)] == ["/skip"]
+
+
+# --- consultation date buttons --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,titles", [
+    ("en", ["18 Mar 2030 (Mon) 09:00, Guangdong, with Chen Jing",
+            "18 Mar 2030 (Mon) 09:00, Guangdong, with Liang Min"]),
+    ("zh", ["2030年3月18日（周一） 09:00，广东，专家：Chen Jing",
+            "2030年3月18日（周一） 09:00，广东，专家：Liang Min"]),
+])
+async def test_two_experts_at_the_same_hour_are_two_different_buttons(db, lang, titles):
+    user = store.ensure_user(db, SENDER)
+    store.book_classroom(db, user, add_session(db))
+    first = add_slot(db, expert="Chen Jing")
+    second = add_slot(db, expert="Liang Min")
+    slots = {"booking_kind": "consultation", "booking_module": "1", "booking_place": "Guangdong"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots, lang=lang))
+    assert buttons(msgs) == [
+        {"title": titles[0], "payload": f'/choose_session{{"slot_id":"{first}"}}'},
+        {"title": titles[1], "payload": f'/choose_session{{"slot_id":"{second}"}}'}]
+    # rescheduling a visit lists the other one by its expert too
+    ref = store.book_consultation(db, user, first).booking.reference
+    msgs, _ = await run(ab.ActionRescheduleBooking(), tracker("reschedule_booking", entities={"ref": ref}, lang=lang))
+    assert buttons(msgs)[0]["title"] == titles[1]
+    assert all(len(b["payload"].encode()) <= ab.CALLBACK_LIMIT for b in buttons(msgs))

@@ -26,10 +26,10 @@ def add_session(db: Database, *, module: int = 1, city: str = "Dongguan", capaci
 
 
 def add_slot(db: Database, *, module: int = 1, region: str = "Guangdong",
-             starts_at: dt.datetime = FUTURE + dt.timedelta(days=14)) -> int:
+             starts_at: dt.datetime = FUTURE + dt.timedelta(days=14), expert: str = "Chen Jing") -> int:
     with db.session() as s:
         row = ConsultationSlot(
-            code=f"C{next(_codes)}", expert="Chen Jing", module=module, region=region,
+            code=f"C{next(_codes)}", expert=expert, module=module, region=region,
             starts_at=starts_at, ends_at=starts_at + dt.timedelta(hours=3),
             timezone="Asia/Shanghai")
         s.add(row)
