@@ -66,6 +66,7 @@ class Offer:
     ends_at: dt.datetime
     timezone: str
     seats_left: int
+    detail_zh: str | None = None  # the venue's Chinese name, when the schedule gives one
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,8 @@ def latest_enquiry(db: Database, sender_id: str) -> dict[str, Any] | None:
 
 def _session_offer(row: ClassroomSession) -> Offer:
     return Offer(CLASSROOM, row.id, row.code, row.module, row.city, row.venue, row.starts_at,
-                 row.ends_at, row.timezone, max(row.capacity - row.seats_taken, 0))
+                 row.ends_at, row.timezone, max(row.capacity - row.seats_taken, 0),
+                 detail_zh=row.venue_zh)
 
 
 def _slot_offer(row: ConsultationSlot) -> Offer:

@@ -13,7 +13,14 @@ from rasa_sdk.executor import CollectingDispatcher
 import actions.booking as ab
 from store import booking as store
 from store.models import Enquiry, User
-from tests.test_booking_support import FUTURE, add_session, add_slot, confirmed_count, seats_taken
+from tests.test_booking_support import (
+    FUTURE,
+    add_session,
+    add_slot,
+    confirmed_count,
+    notifications,
+    seats_taken,
+)
 
 SENDER = "tg-777"
 
@@ -464,3 +471,25 @@ async def test_two_experts_at_the_same_hour_are_two_different_buttons(db, lang, 
     msgs, _ = await run(ab.ActionRescheduleBooking(), tracker("reschedule_booking", entities={"ref": ref}, lang=lang))
     assert buttons(msgs)[0]["title"] == titles[1]
     assert all(len(b["payload"].encode()) <= ab.CALLBACK_LIMIT for b in buttons(msgs))
+
+
+# --- venue names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,venue", [("en", "Test venue"), ("zh", "东莞生产力中心（南城）")])
+async def test_the_summary_names_the_venue_in_the_users_language(db, lang, venue):
+    sid = add_session(db, city="Dongguan", venue_zh="东莞生产力中心（南城）")
+    msgs, _ = await run(ab.ActionBookingSummary(), tracker(slots=form_slots(sid), lang=lang))
+    assert venue in msgs[0]["text"]
+    if lang == "zh":
+        assert "Test venue" not in msgs[0]["text"] and "东莞" in msgs[0]["text"]
+    # reminders are written in the booking's language with the same venue
+    await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid), lang=lang))
+    (reminder, *_) = notifications(db, "reminder")
+    assert reminder.payload["values"]["detail"] == venue
+
+
+async def test_a_session_without_a_chinese_venue_name_shows_the_venue_as_written(db):
+    sid = add_session(db, city="Dongguan")
+    msgs, _ = await run(ab.ActionBookingSummary(), tracker(slots=form_slots(sid), lang="zh"))
+    assert "东莞，Test venue" in msgs[0]["text"]

@@ -14,10 +14,11 @@ _codes = itertools.count(1)
 
 
 def add_session(db: Database, *, module: int = 1, city: str = "Dongguan", capacity: int = 5,
-                starts_at: dt.datetime = FUTURE, seats_taken: int = 0) -> int:
+                starts_at: dt.datetime = FUTURE, seats_taken: int = 0,
+                venue_zh: str | None = None) -> int:
     with db.session() as s:
         row = ClassroomSession(
-            code=f"T{next(_codes)}", module=module, city=city, venue="Test venue",
+            code=f"T{next(_codes)}", module=module, city=city, venue="Test venue", venue_zh=venue_zh,
             starts_at=starts_at, ends_at=starts_at + dt.timedelta(days=1, hours=8),
             timezone="Asia/Shanghai", capacity=capacity, seats_taken=seats_taken)
         s.add(row)
