@@ -2,9 +2,10 @@
 
 Flow (booking_form, slots filled by ValidateBookingForm's extract_ methods, questions asked by
 the action_ask_ actions below; a booking request starts afresh in ValidateBookingForm.run):
-    kind -> module (a consultation needs that module's classroom session: checked here, and
-    its visits are offered from the end of that session) -> city (classroom) or region
-    (consultation) -> date buttons with seats left
+    kind -> module (a consultation needs that module's classroom session, a later classroom
+    module a Module 1 session: checked here, with a button to book the missing session, and
+    only dates after that session are offered) -> city (classroom) or region (consultation)
+    -> date buttons with seats left
     -> factory, attendees, contact (pre-filled from the latest enquiry; "skip" allowed)
     -> action_booking_summary (Confirm / Cancel) -> action_booking_confirm.
 Outside the form: my bookings, cancel (asks first), reschedule (asks first), waitlist.
@@ -152,21 +153,40 @@ def _offer_buttons(offers: list[store.Offer], lang: str) -> list[Button]:
     return buttons
 
 
-async def _visits_from(tracker: Tracker, kind: str | None, module: int) -> dt.datetime | None:
-    """Consultations of a module follow its classroom session: when the factory's classroom
-    session of `module` ends (visits are offered from then on); None for a classroom booking
-    or when the factory has no classroom session of that module."""
-    if kind != store.CONSULTATION:
+def _needs_earlier_classroom(kind: str | None, module: int) -> int | None:
+    """The module whose classroom session the factory must hold before booking this:
+    a consultation follows its own module's classroom session; a classroom session after
+    Module 1 follows a Module 1 session (store.booking checks both at booking)."""
+    if kind == store.CONSULTATION:
+        return module
+    if kind == store.CLASSROOM and module != 1:
+        return 1
+    return None
+
+
+async def _offered_from(tracker: Tracker, kind: str | None, module: int) -> dt.datetime | None:
+    """From when this factory can be offered dates: the end of its classroom session of the
+    module (consultation) or the start of its Module 1 session (a later classroom module).
+    None when nothing is required, or when the required session is not booked."""
+    required = _needs_earlier_classroom(kind, module)
+    if required is None:
         return None
-    return await _store(store.classroom_ends, await _user_id(tracker), module)
+    read = store.classroom_ends if kind == store.CONSULTATION else store.classroom_starts
+    return await _store(read, await _user_id(tracker), required)
+
+
+def _time_filter(kind: str | None, offered_from: dt.datetime | None) -> dict[str, Any]:
+    if offered_from is None:
+        return {}
+    return {"not_before": offered_from} if kind == store.CONSULTATION else {"after": offered_from}
 
 
 async def _offers(tracker: Tracker, kind: str, module: int, place: str | None,
                   include_full: bool = False) -> list[store.Offer]:
+    later = _time_filter(kind, await _offered_from(tracker, kind, module))
     if kind == store.CONSULTATION:
-        return await _store(store.available_slots, module, place,
-                            not_before=await _visits_from(tracker, kind, module))
-    return await _store(store.available_sessions, module, place, include_full=include_full)
+        return await _store(store.available_slots, module, place, **later)
+    return await _store(store.available_sessions, module, place, include_full=include_full, **later)
 
 
 async def _prefill(tracker: Tracker) -> dict[str, Any]:
@@ -372,17 +392,20 @@ class ValidateBookingForm(FormValidationAction):
         unavailable = {"booking_module": str(module), **{
             slot: UNAVAILABLE for slot in FORM_SLOTS if slot not in ("booking_kind", "booking_module")
         }}
-        visits_from = await _visits_from(tracker, kind, module)
-        if kind == store.CONSULTATION and visits_from is None:
-            dispatcher.utter_message(
-                text=t("booking_consultation_needs_classroom", lang,
-                       module=schedule.module_title(module, lang)),
-                buttons=[button(t("booking_button_classroom_of_module", lang, number=module),
-                                "book_classroom", module=str(module))],
-            )
+        offered_from = await _offered_from(tracker, kind, module)
+        required = _needs_earlier_classroom(kind, module)
+        if required is not None and offered_from is None:
+            if kind == store.CONSULTATION:
+                text = t("booking_consultation_needs_classroom", lang,
+                         module=schedule.module_title(module, lang))
+            else:
+                text = t("booking_refused_module1_first", lang)
+            dispatcher.utter_message(text=text, buttons=[
+                button(t("booking_button_classroom_of_module", lang, number=required),
+                       "book_classroom", module=str(required))])
             return unavailable
         places = await _store(store.places_with_offers, kind, module, include_full=True,
-                              not_before=visits_from)
+                              **_time_filter(kind, offered_from))
         if places:
             return {"booking_module": str(module)}
         dispatcher.utter_message(
@@ -466,7 +489,7 @@ class ActionAskBookingPlace(_Ask):
         module = _module_of(tracker.get_slot("booking_module")) or 1
         # cities whose dates are all full stay listed: their buttons offer the waitlist
         places = await _store(store.places_with_offers, kind, module, include_full=True,
-                              not_before=await _visits_from(tracker, kind, module))
+                              **_time_filter(kind, await _offered_from(tracker, kind, module)))
         key = "booking_ask_region" if kind == store.CONSULTATION else "booking_ask_city"
         dispatcher.utter_message(
             text=t(key, lang, module=schedule.module_title(module, lang)),

@@ -278,11 +278,13 @@ def available_sessions(
     now: dt.datetime | None = None,
     include_full: bool = False,
     limit: int = 8,
+    after: dt.datetime | None = None,
 ) -> list[Offer]:
     """Open classroom sessions of `module` that start in the future, soonest first.
 
     `place` is a city or a region (all its cities); full sessions only with include_full
-    (to offer the waitlist)."""
+    (to offer the waitlist); with `after` (the start of the factory's Module 1 session)
+    only those that start later."""
     now = now or utcnow()
     query = (
         select(ClassroomSession)
@@ -296,6 +298,8 @@ def available_sessions(
         query = query.where(ClassroomSession.city.in_(schedule.cities_in(place)))
     if not include_full:
         query = query.where(ClassroomSession.seats_taken < ClassroomSession.capacity)
+    if after is not None:
+        query = query.where(ClassroomSession.starts_at > after)
     with db.session() as session:
         return [_session_offer(row) for row in session.scalars(query)]
 
@@ -329,11 +333,12 @@ def available_slots(
 
 
 def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | None = None,
-                       include_full: bool = False,
-                       not_before: dt.datetime | None = None) -> list[str]:
+                       include_full: bool = False, not_before: dt.datetime | None = None,
+                       after: dt.datetime | None = None) -> list[str]:
     """Cities (classroom, seats left; or any open future session with include_full, to
-    offer the waitlist) or regions (consultation, free slots, from `not_before` on when
-    given) that have something to offer for `module`, in the order of their first date."""
+    offer the waitlist; starting later than `after` when given) or regions (consultation,
+    free slots, from `not_before` on when given) that have something to offer for
+    `module`, in the order of their first date."""
     now = now or utcnow()
     with db.session() as session:
         if kind == CLASSROOM:
@@ -345,6 +350,8 @@ def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | 
             )
             if not include_full:
                 query = query.where(ClassroomSession.seats_taken < ClassroomSession.capacity)
+            if after is not None:
+                query = query.where(ClassroomSession.starts_at > after)
             rows = session.execute(query).all()
         else:
             query = (
@@ -414,17 +421,28 @@ def _check_module_order(session: Session, user_id: int, module: int, starts_at: 
         raise Refused("booking_refused_module1_first")
 
 
-def classroom_ends(db: Database, user_id: int, module: int) -> dt.datetime | None:
-    """When the factory's earliest confirmed classroom session of `module` ends, or None
-    when it has none: consultations of that module can be booked from then on. The
-    conversation asks this early; _check_consultation_follows_classroom decides at booking."""
+def _first_classroom(db: Database, user_id: int, module: int, column: Any) -> dt.datetime | None:
     with db.session() as session:
         return session.scalar(
-            select(func.min(ClassroomSession.ends_at))
+            select(func.min(column))
             .join(Booking, Booking.session_id == ClassroomSession.id)
             .where(Booking.user_id == user_id, Booking.status == "confirmed",
                    ClassroomSession.module == module)
         )
+
+
+def classroom_starts(db: Database, user_id: int, module: int) -> dt.datetime | None:
+    """When the factory's earliest confirmed classroom session of `module` starts, or None
+    when it has none: with Module 1, later modules can be booked for sessions that start
+    after it. The conversation asks this early; _check_module_order decides at booking."""
+    return _first_classroom(db, user_id, module, ClassroomSession.starts_at)
+
+
+def classroom_ends(db: Database, user_id: int, module: int) -> dt.datetime | None:
+    """When the factory's earliest confirmed classroom session of `module` ends, or None
+    when it has none: consultations of that module can be booked from then on. The
+    conversation asks this early; _check_consultation_follows_classroom decides at booking."""
+    return _first_classroom(db, user_id, module, ClassroomSession.ends_at)
 
 
 def _check_consultation_follows_classroom(

@@ -184,7 +184,15 @@ async def test_keep_uses_the_enquiry(db):
         "booking_contact": "pearl@example.com"}
 
 
+def module_1_seat(db) -> int:
+    """A Module 1 classroom seat for SENDER (later modules follow it); returns the user id."""
+    user = store.ensure_user(db, SENDER)
+    assert store.book_classroom(db, user, add_session(db, module=1)).outcome == "booked"
+    return user
+
+
 async def test_no_dates_for_a_module_ends_the_form_politely(db):
+    module_1_seat(db)
     form = ab.ValidateBookingForm()
     d = CollectingDispatcher()
     result = await form.validate_booking_module("5", d, tracker(slots={"booking_kind": "classroom"}), {})
@@ -312,6 +320,7 @@ def test_domain_declares_every_booking_action_and_intent():
 
 async def test_no_dates_message_is_said_once_when_kind_and_module_arrive_together(db):
     # "/book_classroom{"module":"4"}" activates the form; module 4 has no dates
+    module_1_seat(db)
     form = ab.ValidateBookingForm()
     latest = {"intent": {"name": "book_classroom"}, "text": "", "entities": [{"entity": "module", "value": "4"}],
               "metadata": {}}
@@ -493,3 +502,35 @@ async def test_a_session_without_a_chinese_venue_name_shows_the_venue_as_written
     sid = add_session(db, city="Dongguan")
     msgs, _ = await run(ab.ActionBookingSummary(), tracker(slots=form_slots(sid), lang="zh"))
     assert "东莞，Test venue" in msgs[0]["text"]
+
+
+# --- a later module follows Module 1 --------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,says", [("en", "Every factory starts with Module 1"), ("zh", "每家工厂都从模块1")])
+async def test_a_later_classroom_module_without_module_1_is_refused_when_the_module_is_chosen(db, lang, says):
+    add_session(db, module=2)
+    d = CollectingDispatcher()
+    result = await ab.ValidateBookingForm().validate_booking_module(
+        "2", d, tracker(slots={"booking_kind": "classroom"}, lang=lang), {})
+    assert result["booking_place"] == ab.UNAVAILABLE and result["booking_factory"] == ab.UNAVAILABLE
+    (message,) = d.messages
+    assert says in message["text"]
+    assert buttons(d.messages) == [{"title": ab.t("booking_button_classroom_of_module", lang, number=1),
+                                    "payload": '/book_classroom{"module":"1"}'}]
+
+
+async def test_with_module_1_a_later_module_offers_sessions_after_it(db):
+    module_1_seat(db)  # starts at FUTURE
+    add_session(db, module=2, city="Dongguan", starts_at=FUTURE - dt.timedelta(days=7))
+    later = add_session(db, module=2, city="Shenzhen", starts_at=FUTURE + dt.timedelta(days=7))
+    d = CollectingDispatcher()
+    slots = {"booking_kind": "classroom"}
+    assert await ab.ValidateBookingForm().validate_booking_module("2", d, tracker(slots=slots), {}) == {
+        "booking_module": "2"}
+    assert d.messages == []
+    msgs, _ = await run(ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "classroom", "booking_module": "2"}))
+    assert [b["payload"] for b in buttons(msgs)] == ['/choose_place{"place":"Shenzhen"}']
+    slots = {"booking_kind": "classroom", "booking_module": "2", "booking_place": "Guangdong"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots))
+    assert [b["payload"] for b in buttons(msgs)] == [f'/choose_session{{"session_id":"{later}"}}']

@@ -297,8 +297,11 @@ def test_a_consultation_before_its_classroom_session_is_refused_at_the_module(st
     after = tracker(stack, sender)
     assert after["active_loop"] == {} or after["active_loop"].get("name") is None
     assert after["slots"]["booking_kind"] is None and after["slots"]["requested_slot"] is None
-    # the offered button starts the classroom booking of that module
-    send(stack, sender, '/book_classroom{"module":"2"}', "zh")
+    # the offered button: Module 2's classroom session, which in turn needs Module 1 first
+    (message,) = send(stack, sender, '/book_classroom{"module":"2"}', "zh")["messages"]
+    assert "每家工厂都从模块1" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ['/book_classroom{"module":"1"}']
+    send(stack, sender, '/book_classroom{"module":"1"}', "zh")
     slots = tracker(stack, sender)["slots"]
     assert (slots["booking_kind"], slots["booking_module"], slots["requested_slot"]) == (
-        "classroom", "2", "booking_place")
+        "classroom", "1", "booking_place")
