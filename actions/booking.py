@@ -385,9 +385,10 @@ class ValidateBookingForm(FormValidationAction):
                                        tracker: Tracker) -> dict[str, Any]:
         """Nothing this factory can book for this module: say why and complete the form with
         UNAVAILABLE so the conversation moves on (action_booking_summary then says nothing
-        more). A consultation needs the module's classroom session first: said here, when
-        the module is known, rather than after every detail was asked (book_consultation
-        checks it again, in its transaction)."""
+        more). A consultation needs the module's classroom session first, a later classroom
+        module a Module 1 session: said here, when the module is known, rather than after
+        every detail was asked (book_consultation and book_classroom check it again, in their
+        transaction)."""
         lang = language_of(tracker)
         unavailable = {"booking_module": str(module), **{
             slot: UNAVAILABLE for slot in FORM_SLOTS if slot not in ("booking_kind", "booking_module")
