@@ -50,8 +50,9 @@ class RecordingRasaClient(RasaClient):
         super().__init__(*args, **kwargs)
         self.intents: dict[str, str | None] = {}
 
-    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> RasaAnswer:
-        answer = await super().send(sender, text, metadata)
+    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> RasaAnswer:
+        answer = await super().send(sender, text, metadata, timeout)
         self.intents[sender] = answer.intent
         return answer
 

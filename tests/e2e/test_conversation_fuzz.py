@@ -118,8 +118,8 @@ class RecordingRasa(RasaClient):
         super().__init__(*args, **kwargs)
         self.last: dict[str, RasaAnswer] = {}
 
-    async def send(self, sender, text, metadata=None) -> RasaAnswer:
-        answer = await super().send(sender, text, metadata)
+    async def send(self, sender, text, metadata=None, timeout=None) -> RasaAnswer:
+        answer = await super().send(sender, text, metadata, timeout)
         self.last[sender] = RasaAnswer(list(answer.replies), answer.intent, answer.confidence, answer.reset)
         return answer
 
