@@ -2,7 +2,10 @@
 
 Flow (booking_form, slots filled by ValidateBookingForm's extract_ methods, questions asked by
 the action_ask_ actions below; a booking request starts afresh in ValidateBookingForm.run):
-    kind -> module -> city (classroom) or region (consultation) -> date buttons with seats left
+    kind -> module (a consultation needs that module's classroom session, a later classroom
+    module a Module 1 session: checked here, with a button to book the missing session, and
+    only dates after that session are offered) -> city (classroom) or region (consultation)
+    -> date buttons with seats left
     -> factory, attendees, contact (pre-filled from the latest enquiry; "skip" allowed)
     -> action_booking_summary (Confirm / Cancel) -> action_booking_confirm.
 Outside the form: my bookings, cancel (asks first), reschedule (asks first), waitlist.
@@ -15,6 +18,7 @@ double tap (or Telegram redelivering the update) books once and repeats the same
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from abc import ABC, abstractmethod
 import hashlib
 import logging
@@ -149,10 +153,40 @@ def _offer_buttons(offers: list[store.Offer], lang: str) -> list[Button]:
     return buttons
 
 
-async def _offers(kind: str, module: int, place: str | None, include_full: bool = False) -> list[store.Offer]:
+def _needs_earlier_classroom(kind: str | None, module: int) -> int | None:
+    """The module whose classroom session the factory must hold before booking this:
+    a consultation follows its own module's classroom session; a classroom session after
+    Module 1 follows a Module 1 session (store.booking checks both at booking)."""
     if kind == store.CONSULTATION:
-        return await _store(store.available_slots, module, place)
-    return await _store(store.available_sessions, module, place, include_full=include_full)
+        return module
+    if kind == store.CLASSROOM and module != 1:
+        return 1
+    return None
+
+
+async def _offered_from(tracker: Tracker, kind: str | None, module: int) -> dt.datetime | None:
+    """From when this factory can be offered dates: the end of its classroom session of the
+    module (consultation) or the start of its Module 1 session (a later classroom module).
+    None when nothing is required, or when the required session is not booked."""
+    required = _needs_earlier_classroom(kind, module)
+    if required is None:
+        return None
+    read = store.classroom_ends if kind == store.CONSULTATION else store.classroom_starts
+    return await _store(read, await _user_id(tracker), required)
+
+
+def _time_filter(kind: str | None, offered_from: dt.datetime | None) -> dict[str, Any]:
+    if offered_from is None:
+        return {}
+    return {"not_before": offered_from} if kind == store.CONSULTATION else {"after": offered_from}
+
+
+async def _offers(tracker: Tracker, kind: str, module: int, place: str | None,
+                  include_full: bool = False) -> list[store.Offer]:
+    later = _time_filter(kind, await _offered_from(tracker, kind, module))
+    if kind == store.CONSULTATION:
+        return await _store(store.available_slots, module, place, **later)
+    return await _store(store.available_sessions, module, place, include_full=include_full, **later)
 
 
 async def _prefill(tracker: Tracker) -> dict[str, Any]:
@@ -280,7 +314,7 @@ class ValidateBookingForm(FormValidationAction):
             # "2": the second date shown
             kind = tracker.get_slot("booking_kind")
             module = _module_of(tracker.get_slot("booking_module")) or 1
-            offers = await _offers(kind, module, tracker.get_slot("booking_place"))
+            offers = await _offers(tracker, kind, module, tracker.get_slot("booking_place"))
             index = int(_text(tracker)) - 1
             if 0 <= index < len(offers):
                 chosen = str(offers[index].id)
@@ -349,20 +383,38 @@ class ValidateBookingForm(FormValidationAction):
 
     async def _unless_nothing_to_offer(self, kind: str, module: int, dispatcher: CollectingDispatcher,
                                        tracker: Tracker) -> dict[str, Any]:
-        """No dates at all for this module: say so and complete the form with UNAVAILABLE so
-        the conversation moves on (action_booking_summary then says nothing more)."""
-        places = await _store(store.places_with_offers, kind, module, include_full=True)
+        """Nothing this factory can book for this module: say why and complete the form with
+        UNAVAILABLE so the conversation moves on (action_booking_summary then says nothing
+        more). A consultation needs the module's classroom session first, a later classroom
+        module a Module 1 session: said here, when the module is known, rather than after
+        every detail was asked (book_consultation and book_classroom check it again, in their
+        transaction)."""
+        lang = language_of(tracker)
+        unavailable = {"booking_module": str(module), **{
+            slot: UNAVAILABLE for slot in FORM_SLOTS if slot not in ("booking_kind", "booking_module")
+        }}
+        offered_from = await _offered_from(tracker, kind, module)
+        required = _needs_earlier_classroom(kind, module)
+        if required is not None and offered_from is None:
+            if kind == store.CONSULTATION:
+                text = t("booking_consultation_needs_classroom", lang,
+                         module=schedule.module_title(module, lang))
+            else:
+                text = t("booking_refused_module1_first", lang)
+            dispatcher.utter_message(text=text, buttons=[
+                button(t("booking_button_classroom_of_module", lang, number=required),
+                       "book_classroom", module=str(required))])
+            return unavailable
+        places = await _store(store.places_with_offers, kind, module, include_full=True,
+                              **_time_filter(kind, offered_from))
         if places:
             return {"booking_module": str(module)}
-        lang = language_of(tracker)
         dispatcher.utter_message(
             text=t("booking_no_offers", lang, module=schedule.module_title(module, lang)),
             buttons=[{"title": t("button_request_human", lang),
                       "payload": '/request_human{"reason":"asked"}'}],
         )
-        return {"booking_module": str(module), **{
-            slot: UNAVAILABLE for slot in FORM_SLOTS if slot not in ("booking_kind", "booking_module")
-        }}
+        return unavailable
 
     async def validate_booking_place(self, value: Any, dispatcher: CollectingDispatcher,
                                      tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -370,7 +422,7 @@ class ValidateBookingForm(FormValidationAction):
             return {"booking_place": value}
         kind = tracker.get_slot("booking_kind")
         module = _module_of(tracker.get_slot("booking_module")) or 1
-        offers = await _offers(kind, module, value, include_full=True)
+        offers = await _offers(tracker, kind, module, value, include_full=True)
         if not offers:
             # Known place, but nothing there for this module: ask again (the question lists
             # the places that do have dates).
@@ -437,7 +489,8 @@ class ActionAskBookingPlace(_Ask):
         kind = tracker.get_slot("booking_kind")
         module = _module_of(tracker.get_slot("booking_module")) or 1
         # cities whose dates are all full stay listed: their buttons offer the waitlist
-        places = await _store(store.places_with_offers, kind, module, include_full=True)
+        places = await _store(store.places_with_offers, kind, module, include_full=True,
+                              **_time_filter(kind, await _offered_from(tracker, kind, module)))
         key = "booking_ask_region" if kind == store.CONSULTATION else "booking_ask_city"
         dispatcher.utter_message(
             text=t(key, lang, module=schedule.module_title(module, lang)),
@@ -459,11 +512,11 @@ class ActionAskBookingTarget(_Ask):
         values = {"module": schedule.module_title(module, lang),
                   "place": schedule.place_name(place, lang)}
         if kind == store.CONSULTATION:
-            offers = await _offers(kind, module, place)
+            offers = await _offers(tracker, kind, module, place)
             dispatcher.utter_message(text=t("booking_ask_slot", lang, **values),
                                      buttons=_offer_buttons(offers, lang))
             return []
-        offers = await _offers(kind, module, place, include_full=True)
+        offers = await _offers(tracker, kind, module, place, include_full=True)
         open_offers = [o for o in offers if o.seats_left > 0]
         if open_offers:
             dispatcher.utter_message(text=t("booking_ask_session", lang, **values),
@@ -489,8 +542,12 @@ class _AskDetail(_Ask, ABC):
             dispatcher.utter_message(text=t(self.known_key, lang, value=known),
                                      buttons=[button(t("booking_button_keep", lang), "affirm"), skip])
         else:
-            dispatcher.utter_message(text=t(self.ask_key, lang), buttons=[skip])
+            dispatcher.utter_message(text=t(self.question(tracker), lang), buttons=[skip])
         return []
+
+    def question(self, tracker: Tracker) -> str:
+        """The key of the question (when nothing is known to offer)."""
+        return self.ask_key
 
 
 class ActionAskBookingFactory(_AskDetail):
@@ -503,6 +560,12 @@ class ActionAskBookingFactory(_AskDetail):
 class ActionAskBookingAttendees(_AskDetail):
     slot = "booking_attendees"
     ask_key = "booking_ask_attendees"
+
+    def question(self, tracker: Tracker) -> str:
+        # "2 managers and 2 workers" is the classroom's rule; a visit has its own question
+        if tracker.get_slot("booking_kind") == store.CONSULTATION:
+            return "booking_ask_attendees_consultation"
+        return self.ask_key
 
 
 class ActionAskBookingContact(_AskDetail):
@@ -809,7 +872,8 @@ class ActionRescheduleBooking(Action):
             return []
         current = chosen.offer
         place = current.place if chosen.kind == store.CONSULTATION else None
-        offers = [o for o in await _offers(chosen.kind, current.module, place) if o.id != current.id]
+        offers = [o for o in await _offers(tracker, chosen.kind, current.module, place)
+                  if o.id != current.id]
         values = {**_values(current, lang), "reference": chosen.reference}
         if not offers:
             dispatcher.utter_message(text=t("booking_reschedule_none", lang, **values))

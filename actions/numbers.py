@@ -165,11 +165,13 @@ _APPROX = re.compile(
     re.IGNORECASE,
 )
 _PEOPLE_AFTER = re.compile(
-    r"^\s*(?:\+|plus|or so|odd|多|余|来|左右)?\s*"
+    r"^\s*(?:\+|plus|or so|odd|多|余|来|左右|上下)?\s*的?\s*"
     r"(?:(?:full[\s-]?time|permanent|regular|total)\s+)?"
     r"(?:workers?|employees?|staff|people|persons?|heads?|personnel|labou?rers?|workforce"
-    r"|名|个|位)?\s*"
-    r"(?:员工|工人|职工|人|workers?|employees?|staff|people|persons?|heads?|personnel|labou?rers?)"
+    r"|名|个|位|号)?\s*"
+    # "ppl", "pax", "folks": how people type on a phone; "号人" is colloquial Chinese.
+    r"(?:员工|工人|职工|人|workers?|employees?|staff|people|ppl|pax|folks|persons?|heads?|personnel"
+    r"|labou?rers?)"
     r"|^\s*(?:多|余|来|左右)?\s*[名位](?![称字次单])",
     re.IGNORECASE,
 )

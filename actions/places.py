@@ -50,6 +50,11 @@ class _Name:
 _KINDS = ("cities", "provinces", "countries")
 # Free text only: a country after these words is where the factory is, not where it sells.
 _COUNTRY_CUE = re.compile(r"(?:\bin|\bfrom|based in|located in|\bat|在|位于|来自|地处)\s*$", re.IGNORECASE)
+# The same cue after the name: "Tunisia-based", "a Vietnam factory", "越南的工厂".
+_COUNTRY_CUE_AFTER = re.compile(
+    r"^(?:[\s-]*based\b|\s+(?:factory|plant|company|firm|workshop|mill)\b|的?(?:工厂|公司|厂|企业))",
+    re.IGNORECASE,
+)
 
 
 def _norm(text: str) -> str:
@@ -110,7 +115,8 @@ class Places:
         best: Place | None = None
         best_rank = len(_KINDS)
         for start, name in self._matches(text):
-            if name.kind == "countries" and not answer and not _COUNTRY_CUE.search(norm[:start]):
+            if (name.kind == "countries" and not answer and not _COUNTRY_CUE.search(norm[:start])
+                    and not _COUNTRY_CUE_AFTER.match(norm[start + len(name.text):])):
                 continue
             rank = _KINDS.index(name.kind)
             if rank < best_rank:

@@ -296,7 +296,8 @@ class ProjectClient:
                      display_name="Bench", language_code="en", is_payload=text.startswith("/"))
         )
         import i18n
-        if any(r.text == i18n.t("unavailable", result.language) for r in result.replies):
+        if any(r.text in (i18n.t("unavailable", result.language), i18n.t("rasa_send_again", result.language))
+               for r in result.replies):
             self.unavailable += 1
             raise RasaUnavailable("unavailable")
         return result.replies

@@ -101,7 +101,7 @@ async def start_health_server(application: Application, settings: BotSettings, r
 def build_application(settings: BotSettings, db=None) -> Application:
     db = db or get_database()
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
-    service = ConversationService(db, rasa)
+    service = ConversationService(db, rasa, settings.rasa_hold_window)
     handoff = None
     if settings.staff_chat_id is not None:
         from bot.handoff import HandoffRelay

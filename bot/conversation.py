@@ -11,17 +11,26 @@ repeated message is dropped and the rest cut, with an error in the log (a dialog
 repeats itself is a bug to fix, not something to show the user). A turn that tripped Rasa's
 circuit breaker comes back with `reset` (stack/rasa_channel.py has reset the dialogue): the
 user gets one short apology instead of what the looping turn said.
+
+Nothing the user sent is dropped when Rasa is unreachable (restarting, overloaded): the turn
+is held, per user and in order, for up to `hold_window` seconds (RASA_HOLD_WINDOW) from when
+the message arrived, and answered when Rasa is back. The user is told once per outage that
+the message is kept (through `Incoming.notify`, at once when Rasa refuses the connection,
+after RASA_TIMEOUT when it is slow); after the window they are asked to send it again. A
+message is sent to Rasa again only when Rasa did not take it (RasaUnreachable), so none is
+handled twice.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 import i18n
 from bot import metrics
-from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, Reply
+from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, RasaUnreachable, Reply
 from store import conversations
 from store.conversations import UserView
 from store.db import Database
@@ -42,6 +51,11 @@ RASA_COMMANDS = {"bookings": "/my_bookings", "human": "/request_human", "cancel"
 # What Rasa is sent on /start: its default `restart` intent clears the dialogue (forms,
 # slots), so a conversation in any state starts clean.
 RESTART_PAYLOAD = "/restart"
+# How long a message is kept for Rasa to come back (RASA_HOLD_WINDOW).
+HOLD_WINDOW = 120.0
+# A message stamped (Telegram: whole seconds) up to this long before the notice was sent is
+# still one the user sent knowing the assistant was waiting.
+STAMP_SLACK = 1.0
 
 
 @dataclass
@@ -55,6 +69,14 @@ class Incoming:
     language_code: str | None = None
     is_payload: bool = False  # a button press: the text is a Rasa payload, not user prose
     shown_text: str | None = None  # what the user saw (button title) for the transcript
+    # When the message arrived (epoch seconds; Telegram's message date), for the hold window.
+    received_at: float | None = None
+    # Sends a message to the user now, in the middle of a turn (the "please wait" notice).
+    notify: Callable[[list[Reply]], Awaitable[None]] | None = field(default=None, repr=False)
+
+    @property
+    def conversation(self) -> tuple[str, str]:
+        return self.channel, self.external_id
 
 
 @dataclass
@@ -65,10 +87,67 @@ class TurnResult:
     paused: bool = False  # staff have this conversation: nothing went to Rasa
 
 
+@dataclass
+class Outage:
+    """What one user was told while Rasa was unreachable."""
+    told_at: float  # the "please wait" notice
+    ended_at: float | None = None  # they were asked to send a message again
+
+
+class PerUserLocks:
+    """One FIFO lock per conversation, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    async def __call__(self, key: tuple[str, str]):
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._release(key, acquired=False)
+            raise
+        return _Held(self, key)
+
+    def _release(self, key: tuple[str, str], acquired: bool = True) -> None:
+        lock, users = self._locks[key]
+        if acquired:
+            lock.release()
+        if users <= 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
+
+
+class _Held:
+    def __init__(self, locks: PerUserLocks, key: tuple[str, str]) -> None:
+        self.locks, self.key = locks, key
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *_exc) -> None:
+        self.locks._release(self.key)
+
+
 class ConversationService:
-    def __init__(self, db: Database, rasa: RasaClient) -> None:
+    def __init__(self, db: Database, rasa: RasaClient, hold_window: float = HOLD_WINDOW) -> None:
         self.db = db
         self.rasa = rasa
+        self.hold_window = hold_window
+        # After this long without an answer the user is told their message is kept (RASA_TIMEOUT).
+        self.notice_after = getattr(rasa, "timeout", 0.0) or 4.5
+        self._turns = PerUserLocks()  # one turn at a time per user, in arrival order
+        self._outages: dict[str, Outage] = {}  # sender id -> what they were told
+        self._rasa_back: asyncio.Event | None = None  # set by the poller when Rasa answers
+        self._poller: asyncio.Task | None = None
+        self._waiting_for_rasa = 0
 
     async def in_thread(self, fn, *args, **kwargs):
         # The store is synchronous SQLAlchemy; keep the event loop free for other chats.
@@ -88,7 +167,14 @@ class ConversationService:
         )
 
     async def handle(self, incoming: Incoming) -> TurnResult:
-        started = time.monotonic()  # for the turn latency metric
+        if incoming.received_at is None:
+            incoming = replace(incoming, received_at=time.time())
+        arrived = time.monotonic()  # RASA_TIMEOUT counts from here
+        # Taken before the first await: a user's messages are handled one at a time, in order.
+        async with await self._turns(incoming.conversation):
+            return await self._handle(incoming, arrived)
+
+    async def _handle(self, incoming: Incoming, arrived: float) -> TurnResult:
         def decide_language(current: str, chosen: bool) -> str:
             # A language the user chose (/language, a language button) holds until they choose
             # again; until then a message clearly in the other language switches it.
@@ -115,32 +201,121 @@ class ConversationService:
         if not text:
             replies = [Reply(text=i18n.t("empty_message", language))]
         else:
-            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS])
-            metrics.observe_turn(incoming.channel, language, time.monotonic() - started, answer.intent)
+            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived)
+            # the turn latency metric: from the message's arrival, store and Rasa included
+            metrics.observe_turn(incoming.channel, language, time.monotonic() - arrived, answer.intent)
             replies = answer.replies
             if answer.intent and line_id is not None:
                 intent = (line_id, answer.intent, answer.confidence)
         await self.record_replies(user, language, replies, incoming.chat_id, intent=intent)
         return TurnResult(user=user, language=language, replies=replies)
 
-    async def ask_rasa(self, user: UserView, language: str, text: str) -> RasaAnswer:
-        try:
+    async def ask_rasa(self, user: UserView, language: str, text: str,
+                       incoming: Incoming | None = None, arrived: float | None = None) -> RasaAnswer:
+        incoming = incoming or Incoming("", "", text)
+        arrived = arrived or time.monotonic()
+        received = incoming.received_at or time.time()
+        deadline = received + self.hold_window
+        notices: list[Reply] = []  # the notice, when there is no way to send it at once
+
+        async def tell_waiting() -> None:
+            outage = self._outages.get(user.sender_id)
+            if outage and outage.told_at <= received + STAMP_SLACK and (
+                outage.ended_at is None or received < outage.ended_at
+            ):
+                return  # told once per outage: this message was sent after the notice
+            self._outages[user.sender_id] = Outage(time.time())
+            notice = Reply(text=i18n.t("rasa_waiting", language))
+            if incoming.notify is not None:
+                try:
+                    await incoming.notify([notice])  # first: the user waits, the transcript can
+                except Exception:  # the channel failed too; the turn still waits for Rasa
+                    logger.exception("could not tell %s to wait", user.sender_id)
+            else:
+                notices.append(notice)
+            await self.record_replies(user, language, [notice], incoming.chat_id)
+
+        pause = 0.5
+        while True:
             # The language goes with the message: Rasa's gateway channel sets the slot from it.
-            answer = await self.rasa.send(
-                user.sender_id, text, metadata={"language": language, "channel": "gateway"}
-            )
-        except RasaUnavailable:
-            return RasaAnswer([Reply(text=i18n.t("unavailable", language))])
+            sending = asyncio.ensure_future(self.rasa.send(
+                user.sender_id, text, metadata={"language": language, "channel": "gateway"},
+                timeout=max(deadline - time.time(), self.notice_after),
+            ))
+            try:
+                # Slow: told RASA_TIMEOUT after the message arrived (the store's work included).
+                done, _ = await asyncio.wait(
+                    {sending}, timeout=max(arrived + self.notice_after - time.monotonic(), 0.1))
+                if not done:  # slow: tell the user, and keep waiting for this answer
+                    await tell_waiting()
+                answer = await sending
+                break
+            except RasaUnreachable:
+                # Rasa did not take the message: keep it until Rasa is back, then send it again.
+                await tell_waiting()
+                if time.time() >= deadline or not await self._until_rasa_is_back(deadline):
+                    return self._send_again(user, language, notices)
+                await asyncio.sleep(min(pause, max(deadline - time.time(), 0)))  # a flapping server
+                pause = min(pause * 2, 5.0)
+            except RasaUnavailable:
+                # Rasa had the message for the whole window: asking again could answer it twice.
+                return self._send_again(user, language, notices)
+            finally:
+                if not sending.done():
+                    sending.cancel()
+        self._outages.pop(user.sender_id, None)
         if answer.reset:
             logger.error("Rasa's circuit breaker stopped a turn of %s (%d messages); its dialogue "
                          "was reset", user.sender_id, len(answer.replies))
             answer.replies = [Reply(text=i18n.t("dialogue_reset", language))]
+        if not answer.replies and answer.action_failed:
+            # The action server is down or died mid-action (the launcher restarts it).
+            logger.error("action %s failed for %s", answer.action_failed, user.sender_id)
+            answer.replies = [Reply(text=i18n.t("action_failed", language))]
         if not answer.replies:
             # Silence is a dialogue bug too; the user still gets an answer.
             logger.error("Rasa answered %s with no message (intent %s)", user.sender_id, answer.intent)
             answer.replies = [Reply(text=i18n.t("no_answer", language))]
-        answer.replies = bounded(answer.replies, user.sender_id)
+        answer.replies = notices + bounded(answer.replies, user.sender_id)
         return answer
+
+    def _send_again(self, user: UserView, language: str, notices: list[Reply]) -> RasaAnswer:
+        logger.error("Rasa was unavailable for %.0f s: %s is asked to send a message again",
+                     self.hold_window, user.sender_id)
+        outage = self._outages.get(user.sender_id)
+        if outage and outage.ended_at is None:
+            outage.ended_at = time.time()
+        return RasaAnswer(notices + [Reply(text=i18n.t("rasa_send_again", language))])
+
+    async def _until_rasa_is_back(self, deadline: float) -> bool:
+        """Wait until Rasa answers /status (one poller for all waiting users); False at the deadline."""
+        if self._rasa_back is None:
+            self._rasa_back = asyncio.Event()
+            self._poller = asyncio.get_running_loop().create_task(self._poll_rasa(self._rasa_back))
+        back = self._rasa_back
+        self._waiting_for_rasa += 1
+        try:
+            await asyncio.wait_for(back.wait(), max(deadline - time.time(), 0))
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._waiting_for_rasa -= 1
+
+    async def _poll_rasa(self, back: asyncio.Event) -> None:
+        pause = 0.25
+        try:
+            while self._waiting_for_rasa > 0:
+                if await self.rasa.status():
+                    back.set()
+                    return
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        except Exception:  # the client was closed at shutdown
+            logger.debug("stopped polling Rasa's status", exc_info=True)
+        finally:
+            if self._rasa_back is back:
+                self._rasa_back = None
 
     async def record_replies(
         self, user: UserView, language: str, replies: list[Reply], chat_id: int | None,

@@ -62,6 +62,12 @@ class Gateway:
         store_faults.recovered()  # the store took a write
         return new
 
+    def notifier(self, update: Update, context: ContextTypes.DEFAULT_TYPE):
+        """How the conversation service reaches the user mid-turn (the "please wait" notice)."""
+        async def notify(replies: list[Reply]) -> None:
+            await self.send(update, context, replies)
+        return notify
+
     async def turn(self, update: Update, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
         await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
         await self.show(update, context, await self.service.handle(incoming), incoming)
@@ -77,7 +83,10 @@ class Gateway:
         text = message.text or ""
         if context.bot.username:
             text = text.replace(f"@{context.bot.username}", "").strip()
-        await self.turn(update, context, self.incoming(update, text))
+        # Kept for RASA_HOLD_WINDOW from when the user sent it, while Rasa is unreachable.
+        sent_at = message.date.timestamp() if message.date else None
+        await self.turn(update, context, self.incoming(update, text, received_at=sent_at,
+                                                       notify=self.notifier(update, context)))
 
     @staticmethod
     def _addressed_to_me(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -113,7 +122,8 @@ class Gateway:
             await self.send(update, context, [Reply(text=i18n.t("button_expired", user.language))])
             return
         await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
-        incoming = self.incoming(update, payload, is_payload=True, shown_text=title)
+        incoming = self.incoming(update, payload, is_payload=True, shown_text=title,
+                                 notify=self.notifier(update, context))
         await self.show(update, context, await self.service.press(incoming, payload, title), incoming)
 
     @staticmethod
@@ -146,7 +156,8 @@ class Gateway:
         words = (message.text or "").split()
         name = words[0].lstrip("/").split("@")[0].lower() if words else ""
         await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
-        result = await self.service.command(self.incoming(update, message.text or ""), name, words[1:])
+        incoming = self.incoming(update, message.text or "", notify=self.notifier(update, context))
+        result = await self.service.command(incoming, name, words[1:])
         await self.show(update, context, result)
 
     async def show(self, update: Update, context: ContextTypes.DEFAULT_TYPE, result: TurnResult,

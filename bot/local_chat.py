@@ -40,11 +40,15 @@ async def run_local_chat(settings: BotSettings) -> None:
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
     print(f"Waiting for the Rasa server at {settings.rasa_url} ...", flush=True)
     await wait_for_rasa(rasa)
-    service = ConversationService(get_database(), rasa)
+    service = ConversationService(get_database(), rasa, settings.rasa_hold_window)
     name = getpass.getuser()
 
+    async def notify(replies: list[Reply]) -> None:  # "please wait" while Rasa is restarting
+        render(replies)
+
     def incoming(text: str, **extra) -> Incoming:
-        return Incoming(channel="local", external_id=name, text=text, chat_id=None, display_name=name, **extra)
+        return Incoming(channel="local", external_id=name, text=text, chat_id=None, display_name=name,
+                        notify=notify, **extra)
 
     user = await service.user_for(incoming(""))
     print("Local chat with the SCORE assistant (no TELEGRAM_BOT_TOKEN set). Type /help, /quit to leave.\n")

@@ -17,6 +17,12 @@ class RasaUnavailable(Exception):
     """Rasa (or its action server) did not answer in time."""
 
 
+class RasaUnreachable(RasaUnavailable):
+    """Rasa did not take the message: no connection, the connection dropped before an answer
+    (the server died; it saves a tracker only at the end of a turn), or an error status. Sending
+    the message again cannot make Rasa handle it twice."""
+
+
 @dataclass
 class Button:
     title: str
@@ -36,6 +42,7 @@ class RasaAnswer:
     intent: str | None = None  # what Rasa understood: for the transcript and NLU review
     confidence: float | None = None
     reset: bool = False  # the turn tripped Rasa's circuit breaker; the dialogue was reset
+    action_failed: str | None = None  # a custom action failed (the action server is down)
 
 
 def parse_replies(body: list[dict[str, Any]]) -> list[Reply]:
@@ -76,18 +83,33 @@ class RasaClient:
     def _auth(self) -> dict[str, str]:
         return {"token": self.token} if self.token else {}
 
-    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> RasaAnswer:
-        """One message; `metadata["language"]` sets the conversation's `language` slot."""
+    @property
+    def timeout(self) -> float:
+        return self._client.timeout.read or 0.0
+
+    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> RasaAnswer:
+        """One message; `metadata["language"]` sets the conversation's `language` slot.
+        `timeout` overrides how long to wait for the answer (the client's by default)."""
         try:
             response = await self._client.post(
                 "/webhooks/gateway/webhook",
                 json={"sender": sender, "message": text, "metadata": metadata or {}},
+                timeout=httpx.Timeout(timeout, connect=2.0) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             response.raise_for_status()
             body = response.json()
             intent = body.get("intent") or {}
             return RasaAnswer(parse_replies(body.get("messages") or []), intent.get("name"),
-                              intent.get("confidence"), reset=bool(body.get("reset")))
+                              intent.get("confidence"), reset=bool(body.get("reset")),
+                              action_failed=body.get("action_failed") or None)
+        except (httpx.TransportError, httpx.HTTPStatusError) as error:
+            if isinstance(error, httpx.ReadTimeout):
+                # Rasa has the message and may still answer it: not safe to send again.
+                logger.warning("Rasa did not answer in time for %s: %r", sender, error)
+                raise RasaUnavailable(str(error)) from error
+            logger.warning("Rasa is unreachable for %s: %r", sender, error)
+            raise RasaUnreachable(str(error)) from error
         except (httpx.HTTPError, ValueError, AttributeError) as error:
             logger.warning("Rasa did not answer for %s: %r", sender, error)
             metrics.RASA_UNAVAILABLE.inc()

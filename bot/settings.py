@@ -30,6 +30,8 @@ class BotSettings:
     rasa_url: str = field(default_factory=lambda: _env("RASA_URL", "http://127.0.0.1:5005"))
     rasa_token: str = field(default_factory=lambda: _env("RASA_TOKEN"))
     rasa_timeout: float = field(default_factory=lambda: float(_env("RASA_TIMEOUT", "4.5")))
+    # How long a message is kept while Rasa is unreachable before the user is asked to resend it.
+    rasa_hold_window: float = field(default_factory=lambda: float(_env("RASA_HOLD_WINDOW", "120")))
     staff_chat_id: int | None = field(
         default_factory=lambda: int(_env("STAFF_CHAT_ID")) if _env("STAFF_CHAT_ID") else None
     )

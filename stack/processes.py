@@ -45,26 +45,37 @@ def check_ports(settings: StackSettings) -> None:
 class Server:
     name: str
     process: subprocess.Popen
-    log_path: Path
+    log_path: Path | None  # None: it writes to the terminal (the gateway)
+    # Servers run in their own process group (Sanic forks workers) and are stopped with
+    # SIGTERM to the group; the gateway shares the terminal's and is sent SIGINT (Ctrl-C).
+    own_group: bool = True
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive():
-            return
-        # Each server runs in its own process group (Sanic forks workers): signal the group.
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
+        if self.own_group:
+            # Also after the leader exited: a worker it forked may still hold the port.
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM if self.alive() else signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        elif self.alive():
+            self.process.send_signal(signal.SIGINT)
+        if self.process.poll() is not None:
             return
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            if self.own_group:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
             self.process.wait()
 
     def tail(self, lines: int = 20) -> str:
+        if self.log_path is None:
+            return "(its output is above)"
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -92,6 +103,12 @@ def _start(name: str, argv: list[str], env: dict[str, str], settings: StackSetti
         start_new_session=True,  # Ctrl-C in the terminal reaches only the chat; we stop servers
     )
     return Server(name, process, log_path)
+
+
+def start_gateway(settings: StackSettings) -> Server:
+    """The gateway (Telegram, or the local chat) in this terminal."""
+    process = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=app_env(settings))
+    return Server("gateway", process, None, own_group=False)
 
 
 def start_action_server(settings: StackSettings) -> Server:

@@ -16,8 +16,12 @@ with the two things the gateway used to ask for in extra HTTP calls, now in the 
   says so with `"reset": true`; the gateway answers with one apology instead of the loop's
   messages.
 
+- A custom action that fails (the action server is down or died mid-action) is logged by Rasa,
+  which goes on without the action's events; the answer says so with `"action_failed": name`,
+  so the gateway can tell the user it did not work instead of staying silent.
+
 Response: `{"messages": [...as the REST channel...], "intent": {"name": ..., "confidence": ...},
-"reset": bool}`.
+"reset": bool, "action_failed": str | null}`.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ from asyncio import CancelledError
 from typing import Any, Awaitable, Callable, Optional
 
 import structlog
+from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.processor import MessageProcessor
@@ -65,6 +70,7 @@ class GatewayOutputChannel(CollectingOutputChannel):
         super().__init__()
         self.intent: dict[str, Any] = {}
         self.reset = False
+        self.action_failed: Optional[str] = None
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         # One utterance, one message: Rasa's collecting channel makes a message of every
@@ -121,6 +127,20 @@ def install_processor_hook() -> None:
     MessageProcessor._handle_message_with_tracker = handle_message_with_tracker
     MessageProcessor._gateway_hook = True
 
+    original_run = RemoteAction.run
+
+    async def run_remote_action(self, output_channel, nlg, tracker, domain):
+        try:
+            return await original_run(self, output_channel, nlg, tracker, domain)
+        except ActionExecutionRejection:
+            raise  # a form's "not this slot": part of the dialogue, not a failure
+        except Exception:
+            if isinstance(output_channel, GatewayOutputChannel):
+                output_channel.action_failed = self.name()
+            raise
+
+    RemoteAction.run = run_remote_action
+
 
 class GatewayInput(RestInput):
     @classmethod
@@ -162,6 +182,7 @@ class GatewayInput(RestInput):
                 "messages": collector.messages,
                 "intent": {"name": intent.get("name"), "confidence": intent.get("confidence")},
                 "reset": collector.reset,
+                "action_failed": collector.action_failed,
             })
 
         return webhook

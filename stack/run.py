@@ -2,7 +2,10 @@
 
 Trains the model if its data changed, starts the action server and the Rasa server, waits for
 Rasa's /status, then runs the gateway: Telegram with TELEGRAM_BOT_TOKEN, else a local chat in
-this terminal. `--headless` starts only the two servers. Ctrl-C stops everything.
+this terminal. `--headless` starts only the two servers. All of them are supervised
+(stack/supervisor.py): one that exits is restarted with backoff, and one that fails
+SUPERVISE_MAX_FAILURES times in SUPERVISE_PERIOD seconds stops everything with one error.
+Ctrl-C stops everything.
 """
 from __future__ import annotations
 
@@ -11,11 +14,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from stack import processes
 from stack.processes import StackError
-from stack.settings import APP_PYTHON, ROOT, StackSettings
+from stack.settings import StackSettings
+from stack.supervisor import Supervisor
 from stack.train import train
 
 
@@ -23,16 +26,24 @@ def _stop_on_sigterm(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def start_servers(settings: StackSettings, supervisor: Supervisor) -> float:
+    """Start the action server and the Rasa server under `supervisor` and wait until both
+    answer; returns the seconds Rasa took."""
+    actions = supervisor.add("action server", lambda: processes.start_action_server(settings)).server
+    rasa = supervisor.add("Rasa server", lambda: processes.start_rasa_server(settings)).server
+    processes.wait_until_up(actions, f"http://127.0.0.1:{settings.action_port}/health", 60)
+    return processes.wait_until_up(rasa, settings.rasa_status_url, 300)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--headless", action="store_true", help="start only the Rasa and action servers")
     args = parser.parse_args()
     settings = StackSettings()
-    servers: list[processes.Server] = []
-
-    def stop_all(*_args) -> None:
-        for server in reversed(servers):
-            server.stop()
+    supervisor = Supervisor(
+        max_failures=int(os.environ.get("SUPERVISE_MAX_FAILURES", "5")),
+        period=float(os.environ.get("SUPERVISE_PERIOD", "120")),
+    )
 
     # Ctrl-C and a service manager's SIGTERM both stop all three processes, even when the
     # launcher inherited an ignored SIGINT (started in the background by a script).
@@ -43,42 +54,28 @@ def main() -> None:
         train(settings.model_path)
         processes.prepare_store(settings)
         print("==> starting the action server and the Rasa server (loading the model takes ~30 s)", flush=True)
-        actions = processes.start_action_server(settings)
-        servers.append(actions)
-        rasa = processes.start_rasa_server(settings)
-        servers.append(rasa)
-        processes.wait_until_up(actions, f"http://127.0.0.1:{settings.action_port}/health", 60)
-        waited = processes.wait_until_up(rasa, settings.rasa_status_url, 300)
+        waited = start_servers(settings, supervisor)
         print(f"==> Rasa is up after {waited:.0f} s: REST webhook {settings.rasa_url}/webhooks/rest/webhook", flush=True)
         print(f"    logs: {settings.run_dir / 'logs'}", flush=True)
         if args.headless:
             print("==> headless: Rasa server and action server running; Ctrl-C stops them", flush=True)
-            while all(server.alive() for server in servers):
-                time.sleep(1)
-            raise StackError("a server stopped:\n" + "\n".join(s.tail() for s in servers if not s.alive()))
-        env = processes.app_env(settings)
-        gateway = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=env)
-        try:
-            gateway.wait()
-        except KeyboardInterrupt:
-            gateway.send_signal(signal.SIGINT)
-            try:
-                gateway.wait(10)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
+        else:
+            # The gateway's /quit (local chat) exits with 0 and stops the stack; a crash restarts it.
+            supervisor.add("gateway", lambda: processes.start_gateway(settings), clean_exit_stops=True)
+        supervisor.run()  # restarts what exits; StackError after repeated failures
     except KeyboardInterrupt:
         pass
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
-        stop_all()
+        supervisor.stop_all()
         sys.exit(1)
     except subprocess.CalledProcessError as error:
         print(f"error: {' '.join(map(str, error.cmd))} failed (exit {error.returncode})", file=sys.stderr)
-        stop_all()
+        supervisor.stop_all()
         sys.exit(1)
     finally:
         print("\n==> stopping", flush=True)
-        stop_all()
+        supervisor.stop_all()
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ class Offer:
     ends_at: dt.datetime
     timezone: str
     seats_left: int
+    detail_zh: str | None = None  # the venue's Chinese name, when the schedule gives one
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,8 @@ def latest_enquiry(db: Database, sender_id: str) -> dict[str, Any] | None:
 
 def _session_offer(row: ClassroomSession) -> Offer:
     return Offer(CLASSROOM, row.id, row.code, row.module, row.city, row.venue, row.starts_at,
-                 row.ends_at, row.timezone, max(row.capacity - row.seats_taken, 0))
+                 row.ends_at, row.timezone, max(row.capacity - row.seats_taken, 0),
+                 detail_zh=row.venue_zh)
 
 
 def _slot_offer(row: ConsultationSlot) -> Offer:
@@ -276,11 +278,13 @@ def available_sessions(
     now: dt.datetime | None = None,
     include_full: bool = False,
     limit: int = 8,
+    after: dt.datetime | None = None,
 ) -> list[Offer]:
     """Open classroom sessions of `module` that start in the future, soonest first.
 
     `place` is a city or a region (all its cities); full sessions only with include_full
-    (to offer the waitlist)."""
+    (to offer the waitlist); with `after` (the start of the factory's Module 1 session)
+    only those that start later."""
     now = now or utcnow()
     query = (
         select(ClassroomSession)
@@ -294,6 +298,8 @@ def available_sessions(
         query = query.where(ClassroomSession.city.in_(schedule.cities_in(place)))
     if not include_full:
         query = query.where(ClassroomSession.seats_taken < ClassroomSession.capacity)
+    if after is not None:
+        query = query.where(ClassroomSession.starts_at > after)
     with db.session() as session:
         return [_session_offer(row) for row in session.scalars(query)]
 
@@ -304,8 +310,10 @@ def available_slots(
     place: str | None = None,
     now: dt.datetime | None = None,
     limit: int = 8,
+    not_before: dt.datetime | None = None,
 ) -> list[Offer]:
-    """Free, open consultation slots of `module` in the future (`place`: region or city)."""
+    """Free, open consultation slots of `module` in the future (`place`: region or city);
+    with `not_before` (the end of the factory's classroom session) only those from then on."""
     now = now or utcnow()
     query = (
         select(ConsultationSlot)
@@ -316,6 +324,8 @@ def available_slots(
         .order_by(ConsultationSlot.starts_at, ConsultationSlot.id)
         .limit(limit)
     )
+    if not_before is not None:
+        query = query.where(ConsultationSlot.starts_at >= not_before)
     if place:
         query = query.where(ConsultationSlot.region == schedule.region_of(place))
     with db.session() as session:
@@ -323,10 +333,12 @@ def available_slots(
 
 
 def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | None = None,
-                       include_full: bool = False) -> list[str]:
+                       include_full: bool = False, not_before: dt.datetime | None = None,
+                       after: dt.datetime | None = None) -> list[str]:
     """Cities (classroom, seats left; or any open future session with include_full, to
-    offer the waitlist) or regions (consultation, free slots) that have something to offer
-    for `module`, in the order of their first date."""
+    offer the waitlist; starting later than `after` when given) or regions (consultation,
+    free slots, from `not_before` on when given) that have something to offer for
+    `module`, in the order of their first date."""
     now = now or utcnow()
     with db.session() as session:
         if kind == CLASSROOM:
@@ -338,14 +350,19 @@ def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | 
             )
             if not include_full:
                 query = query.where(ClassroomSession.seats_taken < ClassroomSession.capacity)
+            if after is not None:
+                query = query.where(ClassroomSession.starts_at > after)
             rows = session.execute(query).all()
         else:
-            rows = session.execute(
+            query = (
                 select(ConsultationSlot.region, func.min(ConsultationSlot.starts_at))
                 .where(ConsultationSlot.module == module, ConsultationSlot.status == "open",
                        ConsultationSlot.starts_at > now, ConsultationSlot.booked.is_(False))
                 .group_by(ConsultationSlot.region)
-            ).all()
+            )
+            if not_before is not None:
+                query = query.where(ConsultationSlot.starts_at >= not_before)
+            rows = session.execute(query).all()
     return [name for name, _ in sorted(rows, key=lambda r: (r[1], r[0]))]
 
 
@@ -402,6 +419,30 @@ def _check_module_order(session: Session, user_id: int, module: int, starts_at: 
     )
     if has_module_1 is None:
         raise Refused("booking_refused_module1_first")
+
+
+def _first_classroom(db: Database, user_id: int, module: int, column: Any) -> dt.datetime | None:
+    with db.session() as session:
+        return session.scalar(
+            select(func.min(column))
+            .join(Booking, Booking.session_id == ClassroomSession.id)
+            .where(Booking.user_id == user_id, Booking.status == "confirmed",
+                   ClassroomSession.module == module)
+        )
+
+
+def classroom_starts(db: Database, user_id: int, module: int) -> dt.datetime | None:
+    """When the factory's earliest confirmed classroom session of `module` starts, or None
+    when it has none: with Module 1, later modules can be booked for sessions that start
+    after it. The conversation asks this early; _check_module_order decides at booking."""
+    return _first_classroom(db, user_id, module, ClassroomSession.starts_at)
+
+
+def classroom_ends(db: Database, user_id: int, module: int) -> dt.datetime | None:
+    """When the factory's earliest confirmed classroom session of `module` ends, or None
+    when it has none: consultations of that module can be booked from then on. The
+    conversation asks this early; _check_consultation_follows_classroom decides at booking."""
+    return _first_classroom(db, user_id, module, ClassroomSession.ends_at)
 
 
 def _check_consultation_follows_classroom(

@@ -164,6 +164,7 @@ class ClassroomSession(Base):
     module: Mapped[int] = mapped_column(Integer)
     city: Mapped[str] = mapped_column(String(64), index=True)
     venue: Mapped[str] = mapped_column(String(200))
+    venue_zh: Mapped[str | None] = mapped_column(String(200))  # shown in Chinese replies when given
     starts_at: Mapped[dt.datetime] = mapped_column()  # first day, local start time, in UTC
     ends_at: Mapped[dt.datetime] = mapped_column()  # second day's end, in UTC
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")

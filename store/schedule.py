@@ -7,6 +7,8 @@ A file is checked as a whole: every bad row is reported with its line number and
 nothing is imported from a file with any error (the import is one transaction).
 
 sessions.csv: code,module,city,venue,start_date,start_time,end_date,end_time,timezone,capacity
+              and optionally venue_zh (the venue's Chinese name, shown in Chinese replies;
+              may be left empty in a row, then the venue is shown as written)
 slots.csv:    code,module,region,expert,date,start_time,end_time,timezone
 Dates are YYYY-MM-DD and times HH:MM in the row's local time zone (an IANA name such as
 Asia/Shanghai); they are stored in UTC.
@@ -125,11 +127,13 @@ def module_title(module: int, lang: str | None) -> str:
 
 
 def offer_line(offer: Offer, lang: str | None) -> str:
-    """One line for a date button: '12 Jan 2027 (Tue), Dongguan, 3 seats left'."""
+    """One line for a date button: '12 Jan 2027 (Tue), Dongguan, 3 seats left', or
+    '14 Dec 2026 (Mon) 09:30, Guangdong, with Chen Jing' (a visit names its expert, so two
+    experts free at the same hour are two different buttons)."""
     date = format_date(offer.starts_at, offer.timezone, lang)
     place = place_name(offer.place, lang)
     if offer.kind == "consultation":
-        return t("booking_slot_line", lang, date=date,
+        return t("booking_slot_line", lang, date=date, expert=offer.detail,
                  time=format_time(offer.starts_at, offer.timezone), place=place)
     key = "booking_session_line_one" if offer.seats_left == 1 else "booking_session_line"
     if offer.seats_left == 0:
@@ -146,7 +150,7 @@ def offer_values(offer: Offer, lang: str | None) -> dict[str, Any]:
         "end_date": format_date(offer.ends_at, offer.timezone, lang),
         "end_time": format_time(offer.ends_at, offer.timezone),
         "place": place_name(offer.place, lang),
-        "detail": offer.detail,
+        "detail": offer.detail_zh if offer.detail_zh and normalise(lang) == "zh" else offer.detail,
     }
 
 
@@ -168,12 +172,14 @@ def notification_payload(text_key: str, lang: str | None, offer: Offer, *, refer
 
 SESSION_COLUMNS = ("code", "module", "city", "venue", "start_date", "start_time", "end_date",
                    "end_time", "timezone", "capacity")
+SESSION_OPTIONAL_COLUMNS = ("venue_zh",)
 SLOT_COLUMNS = ("code", "module", "region", "expert", "date", "start_time", "end_time",
                 "timezone")
 MAX_CAPACITY = 100
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _MARKUP = re.compile(r"[<>]|&[#a-zA-Z0-9]+;")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 @dataclass
@@ -212,6 +218,21 @@ class _RowChecker:
             return None
         if _MARKUP.search(value) or _CONTROL.search(value):
             self.reasons.append(f"{column} contains markup or control characters")
+            return None
+        return value
+
+    def optional_text(self, column: str, max_length: int) -> str | None:
+        """An optional column: None when absent or empty, else checked like text()."""
+        if not (self.row.get(column) or "").strip():
+            return None
+        return self.text(column, max_length)
+
+    def chinese_name(self, column: str, max_length: int) -> str | None:
+        """An optional Chinese name: must hold Chinese characters (an English name pasted
+        into the wrong column would otherwise be shown to Chinese readers as Chinese)."""
+        value = self.optional_text(column, max_length)
+        if value is not None and not _HAN.search(value):
+            self.reasons.append(f"{column} {value!r} has no Chinese characters")
             return None
         return value
 
@@ -298,8 +319,10 @@ def _utc(day: dt.date | None, time: dt.time | None, zone: ZoneInfo | None) -> dt
     return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.timezone.utc)
 
 
-def _read(text: str, columns: tuple[str, ...]) -> tuple[list[tuple[int, dict[str, str]]], list[RowError]]:
-    """Rows with their line numbers, or the header's errors."""
+def _read(text: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+          ) -> tuple[list[tuple[int, dict[str, str]]], list[RowError]]:
+    """Rows with their line numbers, or the header's errors. `optional` columns may be
+    left out of the header."""
     reader = csv.reader(io.StringIO(text))
     try:
         header = [name.strip().lower() for name in next(reader)]
@@ -309,7 +332,7 @@ def _read(text: str, columns: tuple[str, ...]) -> tuple[list[tuple[int, dict[str
     missing = [c for c in columns if c not in header]
     if missing:
         errors.append(RowError(1, f"missing column(s): {', '.join(missing)}"))
-    unknown = [c for c in header if c not in columns]
+    unknown = [c for c in header if c not in columns and c not in optional]
     if unknown:
         errors.append(RowError(1, f"unknown column(s): {', '.join(unknown)}"))
     if len(set(header)) != len(header):
@@ -332,7 +355,7 @@ def _read(text: str, columns: tuple[str, ...]) -> tuple[list[tuple[int, dict[str
 
 
 def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[list[ClassroomSession], list[RowError]]:  # type: ignore[assignment]
-    rows, errors = _read(text, SESSION_COLUMNS)
+    rows, errors = _read(text, SESSION_COLUMNS, SESSION_OPTIONAL_COLUMNS)
     sessions: list[ClassroomSession] = []
     codes: dict[str, int] = {}
     seen: dict[tuple[Any, ...], int] = {}
@@ -340,6 +363,7 @@ def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[l
         check = _RowChecker(row)
         code, module = check.code(), check.module()
         city, venue = check.place("city", "cities"), check.text("venue", 200)
+        venue_zh = check.chinese_name("venue_zh", 200)
         zone = check.zone()
         starts_at = _utc(check.date("start_date"), check.time("start_time"), zone)
         ends_at = _utc(check.date("end_date"), check.time("end_time"), zone)
@@ -362,7 +386,7 @@ def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[l
             continue
         assert code and module and city and venue and starts_at and ends_at and zone and capacity
         sessions.append(ClassroomSession(
-            code=code, module=module, city=city, venue=venue, starts_at=starts_at,
+            code=code, module=module, city=city, venue=venue, venue_zh=venue_zh, starts_at=starts_at,
             ends_at=ends_at, timezone=zone.key, capacity=capacity, seats_taken=0, status="open",
         ))
     return sessions, sorted(errors, key=lambda e: e.line)

@@ -93,6 +93,44 @@ def test_consultation_follows_the_classroom_session_of_its_module(db):
     assert booking.book_consultation(db, rival, after).outcome == "full"
 
 
+def test_visits_are_offered_from_the_end_of_the_classroom_session(db):
+    session = add_session(db, module=1, starts_at=FUTURE)
+    during = add_slot(db, module=1, starts_at=FUTURE + dt.timedelta(hours=3))
+    after = add_slot(db, module=1, region="Sichuan", starts_at=FUTURE + 10 * DAY)
+    user, rival, other = add_users(db, 3)
+    assert booking.classroom_ends(db, user, 1) is None
+    booking.book_classroom(db, user, session)
+    booking.book_classroom(db, rival, session)
+    ends = booking.classroom_ends(db, user, 1)
+    assert ends == FUTURE + dt.timedelta(days=1, hours=8) and ends.tzinfo is not None
+    assert booking.classroom_ends(db, user, 2) is None and booking.classroom_ends(db, other, 1) is None
+    assert [o.id for o in booking.available_slots(db, 1)] == [during, after]
+    assert [o.id for o in booking.available_slots(db, 1, not_before=ends)] == [after]
+    assert booking.places_with_offers(db, "consultation", 1) == ["Guangdong", "Sichuan"]
+    assert booking.places_with_offers(db, "consultation", 1, not_before=ends) == ["Sichuan"]
+    # a cancelled classroom seat no longer counts
+    booking.cancel_booking(db, user, booking.my_bookings(db, user)[0].reference)
+    assert booking.classroom_ends(db, user, 1) is None
+
+
+def test_later_modules_are_offered_after_the_start_of_module_1(db):
+    module_1 = add_session(db, module=1, city="Shenzhen", starts_at=FUTURE)
+    before = add_session(db, module=2, city="Dongguan", starts_at=FUTURE - 7 * DAY)
+    same_time = add_session(db, module=2, city="Foshan", starts_at=FUTURE)
+    after = add_session(db, module=2, city="Chengdu", starts_at=FUTURE + 7 * DAY)
+    (user,) = add_users(db, 1)
+    assert booking.classroom_starts(db, user, 1) is None
+    booking.book_classroom(db, user, module_1)
+    starts = booking.classroom_starts(db, user, 1)
+    assert starts == FUTURE
+    assert [o.id for o in booking.available_sessions(db, 2)] == [before, same_time, after]
+    assert [o.id for o in booking.available_sessions(db, 2, after=starts)] == [after]
+    assert booking.places_with_offers(db, "classroom", 2, after=starts) == ["Chengdu"]
+    # what is offered is what the booking's own check accepts
+    assert booking.book_classroom(db, user, same_time).reason == "booking_refused_module1_first"
+    assert booking.book_classroom(db, user, after).outcome == "booked"
+
+
 def test_no_booking_in_the_past(db):
     now = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
     past = add_session(db, starts_at=now - DAY)

@@ -13,7 +13,14 @@ from rasa_sdk.executor import CollectingDispatcher
 import actions.booking as ab
 from store import booking as store
 from store.models import Enquiry, User
-from tests.test_booking_support import FUTURE, add_session, add_slot, confirmed_count, seats_taken
+from tests.test_booking_support import (
+    FUTURE,
+    add_session,
+    add_slot,
+    confirmed_count,
+    notifications,
+    seats_taken,
+)
 
 SENDER = "tg-777"
 
@@ -177,7 +184,15 @@ async def test_keep_uses_the_enquiry(db):
         "booking_contact": "pearl@example.com"}
 
 
+def module_1_seat(db) -> int:
+    """A Module 1 classroom seat for SENDER (later modules follow it); returns the user id."""
+    user = store.ensure_user(db, SENDER)
+    assert store.book_classroom(db, user, add_session(db, module=1)).outcome == "booked"
+    return user
+
+
 async def test_no_dates_for_a_module_ends_the_form_politely(db):
+    module_1_seat(db)
     form = ab.ValidateBookingForm()
     d = CollectingDispatcher()
     result = await form.validate_booking_module("5", d, tracker(slots={"booking_kind": "classroom"}), {})
@@ -305,6 +320,7 @@ def test_domain_declares_every_booking_action_and_intent():
 
 async def test_no_dates_message_is_said_once_when_kind_and_module_arrive_together(db):
     # "/book_classroom{"module":"4"}" activates the form; module 4 has no dates
+    module_1_seat(db)
     form = ab.ValidateBookingForm()
     latest = {"intent": {"name": "book_classroom"}, "text": "", "entities": [{"entity": "module", "value": "4"}],
               "metadata": {}}
@@ -325,3 +341,196 @@ def test_a_partly_extracted_reference_falls_back_to_the_text():
     assert ab.reference_in(t) == "SC-CC34YC"
     assert ab.reference_in(tracker("cancel_booking", "x", entities={"ref": "sc-cc34yc"})) == "SC-CC34YC"
     assert ab.reference_in(tracker("cancel_booking", "cancel my booking")) is None
+
+
+# --- a consultation follows its module's classroom session ----------------------------------
+
+
+NEEDS_CLASSROOM = {"en": "no classroom session of Module 2: Quality Management booked yet",
+                   "zh": "还没有预约模块2：质量管理的课堂培训"}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_consultation_without_its_classroom_is_refused_when_the_module_is_chosen(db, lang):
+    add_slot(db, module=2)
+    form = ab.ValidateBookingForm()
+    d = CollectingDispatcher()
+    result = await form.validate_booking_module(
+        "2", d, tracker(slots={"booking_kind": "consultation"}, lang=lang), {})
+    # the form ends here: no factory, attendees or contact asked before the refusal
+    assert {result[s] for s in ("booking_place", "booking_target", "booking_factory",
+                                "booking_attendees", "booking_contact")} == {ab.UNAVAILABLE}
+    (message,) = d.messages
+    assert NEEDS_CLASSROOM[lang] in message["text"]
+    assert buttons(d.messages) == [{"title": ab.t("booking_button_classroom_of_module", lang, number=2),
+                                    "payload": '/book_classroom{"module":"2"}'}]
+    # the module first, then the kind: the same answer
+    d = CollectingDispatcher()
+    result = await form.validate_booking_kind(
+        "consultation", d, tracker(slots={"booking_module": "2"}, lang=lang), {})
+    assert result["booking_kind"] == "consultation" and result["booking_factory"] == ab.UNAVAILABLE
+    assert NEEDS_CLASSROOM[lang] in d.messages[0]["text"]
+    msgs, events = await run(ab.ActionBookingSummary(), tracker(slots=result, lang=lang))
+    assert msgs == [] and slots_of(events)["booking_target"] is None
+
+
+async def test_consultation_request_naming_the_module_is_refused_once(db):
+    # "/book_consultation{"module":"2"}" activates the form: kind and module arrive together
+    add_slot(db, module=2)
+    latest = {"intent": {"name": "book_consultation"}, "text": "", "metadata": {"language": "zh"},
+              "entities": [{"entity": "module", "value": "2"}]}
+    t = Tracker(SENDER, {"requested_slot": "booking_kind", "language": "zh"},
+                latest, [{"event": "user", "text": "", "parse_data": latest},
+                         {"event": "slot", "name": "requested_slot", "value": "booking_kind"},
+                         {"event": "action", "name": "booking_form"}],
+                False, None, {}, "booking_form")
+    d = CollectingDispatcher()
+    events = await ab.ValidateBookingForm().run(
+        d, t, {"forms": {"booking_form": {"required_slots": list(ab.FORM_SLOTS)}},
+               "slots": {s: {} for s in ab.FORM_SLOTS}})
+    assert len(d.messages) == 1 and NEEDS_CLASSROOM["zh"] in d.messages[0]["text"]
+    assert slots_of(events)["booking_contact"] == ab.UNAVAILABLE
+
+
+def _classroom_of_module_2(db) -> tuple[int, dt.datetime]:
+    """The factory holds Module 1 and Module 2 classroom seats; returns (user, when Module 2 ends)."""
+    user = store.ensure_user(db, SENDER)
+    store.book_classroom(db, user, add_session(db, module=1))
+    module_2 = add_session(db, module=2, starts_at=FUTURE + dt.timedelta(days=7))
+    assert store.book_classroom(db, user, module_2).outcome == "booked"
+    return user, store.offer(db, "classroom", module_2).ends_at
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_with_its_classroom_the_consultation_offers_visits_after_it(db, lang):
+    _, classroom_ends = _classroom_of_module_2(db)
+    add_slot(db, module=2, starts_at=classroom_ends - dt.timedelta(hours=3))  # during the class
+    later = add_slot(db, module=2, starts_at=classroom_ends + dt.timedelta(days=5))
+    form = ab.ValidateBookingForm()
+    d = CollectingDispatcher()
+    slots = {"booking_kind": "consultation"}
+    assert await form.validate_booking_module("2", d, tracker(slots=slots, lang=lang), {}) == {
+        "booking_module": "2"}
+    assert d.messages == []
+    slots = {"booking_kind": "consultation", "booking_module": "2", "booking_place": "Guangdong"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots, lang=lang))
+    assert [b["payload"] for b in buttons(msgs)] == [f'/choose_session{{"slot_id":"{later}"}}']
+
+
+async def test_only_visits_during_the_classroom_session_is_nothing_to_offer(db):
+    _, classroom_ends = _classroom_of_module_2(db)
+    add_slot(db, module=2, starts_at=classroom_ends - dt.timedelta(hours=3))
+    d = CollectingDispatcher()
+    result = await ab.ValidateBookingForm().validate_booking_module(
+        "2", d, tracker(slots={"booking_kind": "consultation"}), {})
+    assert result["booking_target"] == ab.UNAVAILABLE and "no open dates" in d.messages[0]["text"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_the_confirmation_still_checks_the_classroom_session(db, lang):
+    # The early check is advice; the booking's transaction decides (here the classroom seat
+    # was cancelled after the module was chosen).
+    user = store.ensure_user(db, SENDER)
+    reference = store.book_classroom(db, user, add_session(db)).booking.reference
+    slot = add_slot(db)
+    store.cancel_booking(db, user, reference)
+    slots = form_slots(slot, booking_kind="consultation", booking_place="Guangdong")
+    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=slots, lang=lang))
+    assert msgs[0]["text"] == ab.t("booking_refused_classroom_first", lang)
+    assert buttons(msgs)[0]["payload"] == '/book_classroom{"module":"1"}'
+
+
+# --- the attendees question -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,classroom_rule", [("en", "2 managers and 2 workers"), ("zh", "2名管理人员和2名员工")])
+async def test_attendees_question_is_the_classrooms_only_for_a_classroom_session(db, lang, classroom_rule):
+    msgs, _ = await run(ab.ActionAskBookingAttendees(), tracker(slots={"booking_kind": "classroom"}, lang=lang))
+    assert classroom_rule in msgs[0]["text"]
+    msgs, _ = await run(ab.ActionAskBookingAttendees(), tracker(slots={"booking_kind": "consultation"}, lang=lang))
+    (text,) = [m["text"] for m in msgs]
+    assert text == ab.t("booking_ask_attendees_consultation", lang)
+    # no figure: the number of people at a visit is not published (score-facts.md)
+    assert classroom_rule not in text and not any(ch.isdigit() for ch in text)
+    assert ("visit" if lang == "en" else "现场咨询") in text
+    assert [b["payload"] for b in buttons(msgs)] == ["/skip"]
+
+
+# --- consultation date buttons --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,titles", [
+    ("en", ["18 Mar 2030 (Mon) 09:00, Guangdong, with Chen Jing",
+            "18 Mar 2030 (Mon) 09:00, Guangdong, with Liang Min"]),
+    ("zh", ["2030年3月18日（周一） 09:00，广东，专家：Chen Jing",
+            "2030年3月18日（周一） 09:00，广东，专家：Liang Min"]),
+])
+async def test_two_experts_at_the_same_hour_are_two_different_buttons(db, lang, titles):
+    user = store.ensure_user(db, SENDER)
+    store.book_classroom(db, user, add_session(db))
+    first = add_slot(db, expert="Chen Jing")
+    second = add_slot(db, expert="Liang Min")
+    slots = {"booking_kind": "consultation", "booking_module": "1", "booking_place": "Guangdong"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots, lang=lang))
+    assert buttons(msgs) == [
+        {"title": titles[0], "payload": f'/choose_session{{"slot_id":"{first}"}}'},
+        {"title": titles[1], "payload": f'/choose_session{{"slot_id":"{second}"}}'}]
+    # rescheduling a visit lists the other one by its expert too
+    ref = store.book_consultation(db, user, first).booking.reference
+    msgs, _ = await run(ab.ActionRescheduleBooking(), tracker("reschedule_booking", entities={"ref": ref}, lang=lang))
+    assert buttons(msgs)[0]["title"] == titles[1]
+    assert all(len(b["payload"].encode()) <= ab.CALLBACK_LIMIT for b in buttons(msgs))
+
+
+# --- venue names ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,venue", [("en", "Test venue"), ("zh", "东莞生产力中心（南城）")])
+async def test_the_summary_names_the_venue_in_the_users_language(db, lang, venue):
+    sid = add_session(db, city="Dongguan", venue_zh="东莞生产力中心（南城）")
+    msgs, _ = await run(ab.ActionBookingSummary(), tracker(slots=form_slots(sid), lang=lang))
+    assert venue in msgs[0]["text"]
+    if lang == "zh":
+        assert "Test venue" not in msgs[0]["text"] and "东莞" in msgs[0]["text"]
+    # reminders are written in the booking's language with the same venue
+    await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid), lang=lang))
+    (reminder, *_) = notifications(db, "reminder")
+    assert reminder.payload["values"]["detail"] == venue
+
+
+async def test_a_session_without_a_chinese_venue_name_shows_the_venue_as_written(db):
+    sid = add_session(db, city="Dongguan")
+    msgs, _ = await run(ab.ActionBookingSummary(), tracker(slots=form_slots(sid), lang="zh"))
+    assert "东莞，Test venue" in msgs[0]["text"]
+
+
+# --- a later module follows Module 1 --------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,says", [("en", "Every factory starts with Module 1"), ("zh", "每家工厂都从模块1")])
+async def test_a_later_classroom_module_without_module_1_is_refused_when_the_module_is_chosen(db, lang, says):
+    add_session(db, module=2)
+    d = CollectingDispatcher()
+    result = await ab.ValidateBookingForm().validate_booking_module(
+        "2", d, tracker(slots={"booking_kind": "classroom"}, lang=lang), {})
+    assert result["booking_place"] == ab.UNAVAILABLE and result["booking_factory"] == ab.UNAVAILABLE
+    (message,) = d.messages
+    assert says in message["text"]
+    assert buttons(d.messages) == [{"title": ab.t("booking_button_classroom_of_module", lang, number=1),
+                                    "payload": '/book_classroom{"module":"1"}'}]
+
+
+async def test_with_module_1_a_later_module_offers_sessions_after_it(db):
+    module_1_seat(db)  # starts at FUTURE
+    add_session(db, module=2, city="Dongguan", starts_at=FUTURE - dt.timedelta(days=7))
+    later = add_session(db, module=2, city="Shenzhen", starts_at=FUTURE + dt.timedelta(days=7))
+    d = CollectingDispatcher()
+    slots = {"booking_kind": "classroom"}
+    assert await ab.ValidateBookingForm().validate_booking_module("2", d, tracker(slots=slots), {}) == {
+        "booking_module": "2"}
+    assert d.messages == []
+    msgs, _ = await run(ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "classroom", "booking_module": "2"}))
+    assert [b["payload"] for b in buttons(msgs)] == ['/choose_place{"place":"Shenzhen"}']
+    slots = {"booking_kind": "classroom", "booking_module": "2", "booking_place": "Guangdong"}
+    msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots))
+    assert [b["payload"] for b in buttons(msgs)] == [f'/choose_session{{"session_id":"{later}"}}']

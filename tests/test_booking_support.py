@@ -14,10 +14,11 @@ _codes = itertools.count(1)
 
 
 def add_session(db: Database, *, module: int = 1, city: str = "Dongguan", capacity: int = 5,
-                starts_at: dt.datetime = FUTURE, seats_taken: int = 0) -> int:
+                starts_at: dt.datetime = FUTURE, seats_taken: int = 0,
+                venue_zh: str | None = None) -> int:
     with db.session() as s:
         row = ClassroomSession(
-            code=f"T{next(_codes)}", module=module, city=city, venue="Test venue",
+            code=f"T{next(_codes)}", module=module, city=city, venue="Test venue", venue_zh=venue_zh,
             starts_at=starts_at, ends_at=starts_at + dt.timedelta(days=1, hours=8),
             timezone="Asia/Shanghai", capacity=capacity, seats_taken=seats_taken)
         s.add(row)
@@ -26,10 +27,10 @@ def add_session(db: Database, *, module: int = 1, city: str = "Dongguan", capaci
 
 
 def add_slot(db: Database, *, module: int = 1, region: str = "Guangdong",
-             starts_at: dt.datetime = FUTURE + dt.timedelta(days=14)) -> int:
+             starts_at: dt.datetime = FUTURE + dt.timedelta(days=14), expert: str = "Chen Jing") -> int:
     with db.session() as s:
         row = ConsultationSlot(
-            code=f"C{next(_codes)}", expert="Chen Jing", module=module, region=region,
+            code=f"C{next(_codes)}", expert=expert, module=module, region=region,
             starts_at=starts_at, ends_at=starts_at + dt.timedelta(hours=3),
             timezone="Asia/Shanghai")
         s.add(row)

@@ -152,6 +152,8 @@ def test_every_reason_has_a_text_in_both_languages() -> None:
         ("a factory", "manufacturing", None),
         ("服务业", "services", None),
         ("coal mining", "other", "mining"),
+        ("小作坊", "manufacturing", None),
+        ("a paper mill", "manufacturing", None),
     ],
 )
 def test_sector_words(text: str, sector: str, kind: str | None) -> None:
@@ -165,6 +167,10 @@ def test_places_map_city_to_province_to_country() -> None:
     assert places().find("印度尼西亚", answer=True).country == "indonesia"  # not India
     assert places().find("we sell to Germany and India", answer=False) is None  # a market, not a place
     assert places().find("we are in Vietnam", answer=False).country == "viet_nam"
+    # A country named as where the company is, after the name too.
+    assert places().find("Ghana-based garment maker", answer=False).country == "ghana"
+    assert places().find("a Peru company with 40 staff", answer=False).country == "peru"
+    assert places().find("秘鲁的工厂", answer=False).country == "peru"
 
 
 # --- the rules file --------------------------------------------------------------------------

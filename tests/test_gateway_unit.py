@@ -93,7 +93,7 @@ def test_rate_limit_slows_one_chat_only():
 
 
 @pytest.mark.parametrize("rasa_behaviour", ["down", "slow"])
-async def test_rasa_down_or_slow_gives_unavailable_within_five_seconds(sqlite_db, rasa_behaviour):
+async def test_rasa_down_or_slow_tells_the_user_within_five_seconds(sqlite_db, rasa_behaviour):
     server = None
     if rasa_behaviour == "down":
         url = f"http://127.0.0.1:{free_port()}"
@@ -103,14 +103,52 @@ async def test_rasa_down_or_slow_gives_unavailable_within_five_seconds(sqlite_db
         server = await asyncio.start_server(never_answers, "127.0.0.1", 0)
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     rasa = RasaClient(url, timeout=4.5)
-    service = ConversationService(sqlite_db, rasa)
+    # A short hold window: the message is kept that long, then the user is asked to send it again.
+    service = ConversationService(sqlite_db, rasa, hold_window=5.5)
+    told: list[tuple[float, str]] = []
+
+    async def notify(replies):
+        told.extend((time.monotonic(), r.text) for r in replies)
+
     started = time.monotonic()
-    result = await service.handle(Incoming(channel="telegram", external_id="5", text="你好，有哪些模块", chat_id=5))
-    assert time.monotonic() - started < 5.0
-    assert [r.text for r in result.replies] == [i18n.t("unavailable", "zh")]
+    result = await service.handle(Incoming(channel="telegram", external_id="5", text="你好，有哪些模块",
+                                           chat_id=5, notify=notify))
+    assert [text for _, text in told] == [i18n.t("rasa_waiting", "zh")]
+    assert told[0][0] - started < 5.0
+    assert [r.text for r in result.replies] == [i18n.t("rasa_send_again", "zh")]
     await rasa.close()
     if server:
         server.close()
+
+
+async def test_rasa_client_tells_a_message_rasa_never_took_from_one_it_may_still_answer():
+    from bot.rasa_client import RasaUnavailable, RasaUnreachable
+
+    async def hang_up(reader, writer):  # the server dies mid-request (kill -9)
+        await reader.read(100)
+        writer.transport.abort()
+
+    async def never_answers(reader, writer):
+        await asyncio.sleep(30)
+
+    dropping = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    slow = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    cases = [(f"http://127.0.0.1:{free_port()}", RasaUnreachable),
+             (f"http://127.0.0.1:{dropping.sockets[0].getsockname()[1]}", RasaUnreachable)]
+    try:
+        for url, error in cases:
+            client = RasaClient(url, timeout=1.0)
+            with pytest.raises(error):
+                await client.send("tg-1", "hi")
+            await client.close()
+        client = RasaClient(f"http://127.0.0.1:{slow.sockets[0].getsockname()[1]}", timeout=1.0)
+        with pytest.raises(RasaUnavailable) as raised:
+            await client.send("tg-1", "hi", timeout=0.5)
+        assert not isinstance(raised.value, RasaUnreachable)  # it may still answer: not resent
+        await client.close()
+    finally:
+        dropping.close()
+        slow.close()
 
 
 def test_second_start_reports_busy_port():
@@ -167,7 +205,7 @@ class ScriptedRasa:
         self.answer = answer
         self.sent: list[str] = []
 
-    async def send(self, sender, text, metadata=None):
+    async def send(self, sender, text, metadata=None, timeout=None):
         from bot.rasa_client import RasaAnswer
 
         self.sent.append(text)

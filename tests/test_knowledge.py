@@ -255,8 +255,8 @@ def test_every_faq_intent_has_15_examples_per_language_and_no_duplicates() -> No
 
 # Intents only a button sends (`/intent{...}`, parsed without NLU): their entities (session or
 # slot id, booking reference, module, place) cannot come from typed text.
-PAYLOAD_ONLY = {"choose_module", "choose_place", "choose_session", "confirm_cancel",
-                "reschedule_to", "confirm_reschedule"}
+# One list, shared with the evaluation's cross-validation (typed intents only).
+from bench.nlu_cv import PAYLOAD_ONLY  # noqa: E402
 
 
 def test_every_typed_intent_has_15_examples_per_language_and_payload_only_ones_none() -> None:
@@ -290,32 +290,3 @@ def test_test_stories_cover_every_topic_in_both_languages() -> None:
                 covered.setdefault(step["intent"].removeprefix("faq_"), set()).add(lang)
     for topic in topics():
         assert covered.get(topic) == {"en", "zh"}, topic
-
-
-def test_heldout_messages_are_apart_from_the_training_data() -> None:
-    """bench/heldout/ is scored by bench/nlu_eval.py: none of its messages may be a training
-    example, compared on words only (case, punctuation and spacing ignored)."""
-    from bench.heldout_sets import load, normalised
-
-    training = set()
-    for path in (ROOT / "nlu").glob("*.yml"):
-        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-            if "intent" in block:
-                training |= {normalised(e) for e in _examples(block)}
-    messages = load()  # also checks the format (bench/heldout/README.md)
-    overlap = sorted(m.text for m in messages if normalised(m.text) in training)
-    assert not overlap, f"held-out messages that are training examples: {overlap}"
-    for lang, minimum in (("en", 60), ("zh", 40)):
-        kinds = [m.kind for m in messages if m.language == lang]
-        assert len(kinds) >= minimum
-        assert {"answer", "out_of_scope", "eligibility"} <= set(kinds), lang
-
-
-def test_heldout_format_errors_name_the_message(tmp_path: Path) -> None:
-    from bench.heldout_sets import load
-
-    (tmp_path / "en.yml").write_text(
-        'language: en\nmessages:\n  - {text: "hi there", expect: faq_no_such_topic}\n', encoding="utf-8"
-    )
-    with pytest.raises(ValueError, match="en.yml message 1"):
-        load(tmp_path)

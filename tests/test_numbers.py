@@ -87,6 +87,12 @@ def test_parse_count_skips_the_negated_number(text: str, expected: int) -> None:
         ("our headcount is about 90", 90, 90),
         ("200-300 employees in Chengdu", 200, 300),
         ("员工有两百人左右", 200, 200),
+        # People words as typed on a phone, and colloquial Chinese counts.
+        ("we have maybe 250 ppl on two shifts", 250, 250),
+        ("a team of 60 folks", 60, 60),
+        ("厂里一千五左右的员工", 1500, 1500),
+        ("三百来号人", 300, 300),
+        ("八十上下的工人", 80, 80),
     ],
 )
 def test_find_headcount_in_a_longer_message(text: str, low: int, high: int) -> None:

@@ -160,3 +160,53 @@ def test_sample_schedule_moves_into_the_future_by_whole_weeks():
     assert [d.weekday() for d in starts] == [d.weekday() for d in original]
     slots = _shift_dates(SAMPLE_SLOTS.read_text(encoding="utf-8"), ("date",), weeks)
     assert "2028-" in slots
+
+
+# --- Chinese venue names (optional venue_zh column) ------------------------------------------
+
+ZH_HEADER = HEADER.replace(",venue,", ",venue,venue_zh,")
+ZH_GOOD = GOOD.replace(",Nancheng centre,", ",Nancheng centre,东莞南城培训中心,")
+
+
+def test_chinese_venue_name_is_imported_and_optional(sqlite_db):
+    no_name = ZH_GOOD.replace("M1-DG-1", "M1-DG-2").replace("东莞南城培训中心", "").replace("01-12", "01-19").replace("01-13", "01-20")
+    report = schedule.import_sessions(sqlite_db, (ZH_HEADER + ZH_GOOD + no_name).encode("utf-8"))
+    assert report.ok and report.imported == 2
+    with sqlite_db.session() as s:
+        assert list(s.scalars(select(ClassroomSession.venue_zh).order_by(ClassroomSession.code))) == [
+            "东莞南城培训中心", None]
+    # a file without the column still imports (existing schedules keep working)
+    assert schedule.import_sessions(sqlite_db, HEADER + GOOD.replace("M1-DG-1", "M1-DG-3")).ok
+
+
+BAD_VENUE_ZH = [
+    ("Nancheng training centre", "has no Chinese characters"),
+    ("<b>东莞</b>", "markup"),
+    ("东" * 201, "longer than 200"),
+]
+
+
+@pytest.mark.parametrize("venue_zh,reason", BAD_VENUE_ZH, ids=[r for _, r in BAD_VENUE_ZH])
+def test_a_bad_chinese_venue_name_is_reported_and_nothing_is_imported(sqlite_db, venue_zh, reason):
+    bad = ZH_GOOD.replace("M1-DG-1", "M1-DG-2").replace("东莞南城培训中心", venue_zh)
+    report = schedule.import_sessions(sqlite_db, ZH_HEADER + ZH_GOOD + bad)
+    assert [e.line for e in report.errors] == [3]
+    assert reason in report.errors[0].reason and "venue_zh" in report.errors[0].reason
+    assert _count(sqlite_db, ClassroomSession) == 0
+
+
+def test_command_line_imports_chinese_venue_names(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    path = tmp_path / "sessions.csv"
+    path.write_text(ZH_HEADER + ZH_GOOD, encoding="utf-8")
+    assert schedule.main(["import-sessions", str(path), "--database-url", url]) == 0
+    assert "imported 1 rows" in capsys.readouterr().out
+
+
+def test_every_sample_session_has_a_chinese_venue_name(any_db):
+    schedule.load_sample_if_empty(any_db)
+    with any_db.session() as s:
+        rows = s.execute(select(ClassroomSession.venue, ClassroomSession.venue_zh)).all()
+    assert rows and all(zh and zh != venue for venue, zh in rows)
+    # one Chinese name per venue
+    assert len({venue for venue, _ in rows}) == len(set(rows))

@@ -24,3 +24,22 @@ def test_round_trip_keeps_utc_and_unicode(any_db):
         line = session.scalars(select(TranscriptLine)).one()
         assert line.text == "你好 <b>👍</b>"
         assert line.created_at.tzinfo is not None
+
+
+def test_venue_zh_migration_keeps_existing_sessions(any_db):
+    """0005 adds classroom_sessions.venue_zh to a store that already has sessions."""
+    from sqlalchemy import text
+
+    from store.migrate import alembic_config, upgrade
+    from alembic import command
+
+    command.downgrade(alembic_config(any_db.url), "0004_console_sessions")
+    with any_db.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO classroom_sessions (code, module, city, venue, starts_at, ends_at, timezone,"
+            " capacity, seats_taken, status, created_at) VALUES ('M1-OLD', 1, 'Dongguan', 'Old venue',"
+            " '2030-01-01 01:00:00', '2030-01-02 09:00:00', 'Asia/Shanghai', 5, 0, 'open',"
+            " '2026-01-01 00:00:00')"))
+    upgrade(any_db.url)
+    with any_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT venue, venue_zh FROM classroom_sessions")).all() == [("Old venue", None)]

@@ -2,6 +2,7 @@
 session), and the real gateway Application talking to a fake Bot API on loopback."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -33,13 +34,18 @@ class RunningStack:
         return self.settings.rasa_url
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Iterator[RunningStack]:
+def current_model() -> Path:
     # The test command trains first; this covers a bare `pytest` run. While editing training
     # data, SCORE_ALLOW_STALE_MODEL=1 reuses the last model instead of retraining.
     model = Path(os.environ.get("RASA_MODEL") or MODEL_PATH)
     if not model.exists() or (not is_current(model) and os.environ.get("SCORE_ALLOW_STALE_MODEL") != "1"):
         train(model)
+    return model
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[RunningStack]:
+    model = current_model()
     data_dir: Path = tmp_path_factory.mktemp("stack")
     database_url = f"sqlite:///{data_dir / 'assistant.db'}"
     settings = StackSettings(
@@ -83,35 +89,43 @@ class Gateway:
         return random.randint(10_000_000, 99_999_999)
 
 
-@pytest.fixture
-async def gateway(stack: RunningStack) -> AsyncIterator[Gateway]:
+@contextlib.asynccontextmanager
+async def running_gateway(rasa_url: str, rasa_token: str, db: Database, **settings: object) -> AsyncIterator[Gateway]:
+    """The gateway's own Application, polling a fake Bot API, against the Rasa at `rasa_url`."""
     api = FakeBotApi()
     await api.start()
-    settings = BotSettings(
-        token=TOKEN,
-        base_url=api.base_url,
-        base_file_url=api.base_url,
-        rasa_url=stack.rasa_url,
-        rasa_token=stack.settings.rasa_token,
-        staff_chat_id=STAFF_CHAT_ID,
-        staff_user_ids=frozenset({STAFF_USER_ID}),
-        notification_interval=0.5,
-        chat_rate=5,
-        chat_rate_window=1.0,
-    )
-    application = build_application(settings, stack.db)
+    bot_settings = BotSettings(**{
+        "token": TOKEN,
+        "base_url": api.base_url,
+        "base_file_url": api.base_url,
+        "rasa_url": rasa_url,
+        "rasa_token": rasa_token,
+        "staff_chat_id": STAFF_CHAT_ID,
+        "staff_user_ids": frozenset({STAFF_USER_ID}),
+        "notification_interval": 0.5,
+        "chat_rate": 5,
+        "chat_rate_window": 1.0,
+        **settings,
+    })
+    application = build_application(bot_settings, db)
     await application.initialize()
     await application.post_init(application)
     await application.start()
     await application.updater.start_polling(poll_interval=0.0, timeout=1)
     try:
-        yield Gateway(api, application, stack.db)
+        yield Gateway(api, application, db)
     finally:
         await application.updater.stop()
         await application.stop()
         await application.shutdown()
         await application.post_shutdown(application)
         await api.stop()
+
+
+@pytest.fixture
+async def gateway(stack: RunningStack) -> AsyncIterator[Gateway]:
+    async with running_gateway(stack.rasa_url, stack.settings.rasa_token, stack.db) as running:
+        yield running
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,6 +19,7 @@ ONE_MESSAGE = {
 }
 QUESTION = {"en": "what is SCORE?", "zh": "SCORE是什么？"}
 SOURCE = {"en": "Source", "zh": "来源"}
+VENUE = {"en": "Dongguan productivity centre, Nancheng District", "zh": "东莞生产力中心（南城）"}
 
 
 class Chat:
@@ -91,6 +92,9 @@ async def test_welcome_question_eligibility_booking(gateway, lang):
     await chat.press(t("booking_button_keep"), lambda texts: len(texts) >= 1)  # factory name from the enquiry
     await chat.press(t("booking_button_skip"), lambda texts: len(texts) >= 1)  # attendees later
     await chat.press(t("booking_button_keep"), lambda texts: len(texts) >= 1)  # contact from the enquiry
+    # the summary names the venue in the user's language (data/schedule/sessions.csv venue_zh)
+    summary = chat.log[-1]
+    assert VENUE[lang] in summary and (lang == "en" or "productivity centre" not in summary)
     await chat.press(t("booking_button_confirm"), has("SC-"))
     reference = re.search(r"SC-[0-9A-Z]{6}", chat.log[-1]).group(0)
 

@@ -248,8 +248,29 @@ def test_fast_action_response_check_agrees_with_jsonschema():
     assert result["disagree"] == 0, done.stdout[-3000:]
 
 
+def classroom_seats_up_to_module_2(stack, sender: str) -> None:
+    """Seats in a Module 1 and then a Module 2 classroom session for `sender`, booked in the
+    store (consultations of Module 2 follow its classroom session)."""
+    from sqlalchemy import select
+
+    from store import booking as store
+    from store.models import ClassroomSession
+
+    with stack.db.session() as s:
+        module_2 = s.scalars(select(ClassroomSession).where(ClassroomSession.module == 2)
+                             .order_by(ClassroomSession.starts_at)).first()
+        module_1 = s.scalars(select(ClassroomSession).where(
+            ClassroomSession.module == 1, ClassroomSession.starts_at < module_2.starts_at)
+            .order_by(ClassroomSession.starts_at.desc())).first()
+        ids = [module_1.id, module_2.id]
+    user = store.ensure_user(stack.db, sender)
+    for session_id in ids:
+        assert store.book_classroom(stack.db, user, session_id).outcome == "booked"
+
+
 def test_booking_starts_in_the_form_and_a_new_request_starts_again(stack):
     sender = f"channel-{time.time_ns()}"
+    classroom_seats_up_to_module_2(stack, sender)
     send(stack, sender, '/book_classroom{"module":"1","place":"Dongguan"}', "en")
     first = tracker(stack, sender)["slots"]
     assert first["booking_kind"] == "classroom" and first["booking_place"] == "Dongguan"
@@ -263,3 +284,24 @@ def test_booking_starts_in_the_form_and_a_new_request_starts_again(stack):
     assert again["requested_slot"] == "booking_place" and body["messages"]
     events = tracker(stack, sender)["events"]
     assert not any(e.get("name") == "action_booking_start" for e in events)
+
+
+def test_a_consultation_before_its_classroom_session_is_refused_at_the_module(stack):
+    sender = f"channel-{time.time_ns()}"
+    body = send(stack, sender, "/book_consultation", "zh")
+    assert tracker(stack, sender)["slots"]["requested_slot"] == "booking_module"
+    body = send(stack, sender, '/choose_module{"module":"2"}', "zh")
+    (message,) = body["messages"]
+    assert "还没有预约模块2" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ['/book_classroom{"module":"2"}']
+    after = tracker(stack, sender)
+    assert after["active_loop"] == {} or after["active_loop"].get("name") is None
+    assert after["slots"]["booking_kind"] is None and after["slots"]["requested_slot"] is None
+    # the offered button: Module 2's classroom session, which in turn needs Module 1 first
+    (message,) = send(stack, sender, '/book_classroom{"module":"2"}', "zh")["messages"]
+    assert "每家工厂都从模块1" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == ['/book_classroom{"module":"1"}']
+    send(stack, sender, '/book_classroom{"module":"1"}', "zh")
+    slots = tracker(stack, sender)["slots"]
+    assert (slots["booking_kind"], slots["booking_module"], slots["requested_slot"]) == (
+        "classroom", "1", "booking_place")
