@@ -26,7 +26,8 @@ TURN_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
 )
 FALLBACKS = Counter("score_fallbacks", "Turns Rasa did not understand (fallback answer)", ["language"])
-RASA_UNAVAILABLE = Counter("score_rasa_unavailable", "Turns that got 'temporarily unavailable' (Rasa did not answer)")
+RASA_UNAVAILABLE = Counter(
+    "score_rasa_unavailable", "Calls to Rasa that failed: unreachable, an error status, or no answer in time")
 STORE_ERRORS = Counter("score_store_errors", "Updates that failed on a store error (read-only, full, unreachable)")
 
 CLAIM_BUCKETS = (30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)

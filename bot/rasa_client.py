@@ -69,6 +69,9 @@ class RasaClient:
             timeout=httpx.Timeout(timeout, connect=2.0),
             limits=httpx.Limits(max_keepalive_connections=20, max_connections=100),
         )
+        # An outage is logged when it starts and when it ends, not at every held message's
+        # retry (several a second while Redis or Rasa is down); the rest go to debug.
+        self._failing = False
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -100,19 +103,26 @@ class RasaClient:
             response.raise_for_status()
             body = response.json()
             intent = body.get("intent") or {}
+            if self._failing:
+                self._failing = False
+                logger.warning("Rasa answers again")
             return RasaAnswer(parse_replies(body.get("messages") or []), intent.get("name"),
                               intent.get("confidence"), reset=bool(body.get("reset")),
                               action_failed=body.get("action_failed") or None)
         except (httpx.TransportError, httpx.HTTPStatusError) as error:
+            metrics.RASA_UNAVAILABLE.inc()
+            log = logger.debug if self._failing else logger.warning
+            self._failing = True
             if isinstance(error, httpx.ReadTimeout):
                 # Rasa has the message and may still answer it: not safe to send again.
-                logger.warning("Rasa did not answer in time for %s: %r", sender, error)
+                log("Rasa did not answer in time for %s: %r", sender, error)
                 raise RasaUnavailable(str(error)) from error
-            logger.warning("Rasa is unreachable for %s: %r", sender, error)
+            log("Rasa is unreachable for %s: %r", sender, error)
             raise RasaUnreachable(str(error)) from error
         except (httpx.HTTPError, ValueError, AttributeError) as error:
-            logger.warning("Rasa did not answer for %s: %r", sender, error)
             metrics.RASA_UNAVAILABLE.inc()
+            (logger.debug if self._failing else logger.warning)("Rasa did not answer for %s: %r", sender, error)
+            self._failing = True
             raise RasaUnavailable(str(error)) from error
 
     async def forget(self, sender: str) -> None:

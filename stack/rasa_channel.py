@@ -26,6 +26,7 @@ Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
 
+import time
 from asyncio import CancelledError
 from typing import Any, Awaitable, Callable, Optional
 
@@ -43,6 +44,10 @@ from sanic.response import HTTPResponse
 
 structlogger = structlog.get_logger()
 LANGUAGE_SLOT = "language"
+
+
+LOCK_LOG_EVERY = 60.0
+LOCK_OUTAGE = {"logged_at": -LOCK_LOG_EVERY, "refused": 0}
 
 
 def lock_store_down(error: BaseException) -> bool:
@@ -170,10 +175,16 @@ class GatewayInput(RestInput):
             except Exception as error:
                 if lock_store_down(error) and not collector.messages:
                     # Redis (the lock store of several Rasa servers) is unreachable: no turn can
-                    # run safely. One log line, and 503 so the gateway says "temporarily
-                    # unavailable" (an empty 200 would read as a dialogue that said nothing).
-                    structlogger.error("gateway.lock_store.unavailable", sender_id=sender_id,
-                                       error=f"{type(error).__name__}: {error}"[:200])
+                    # run safely. 503, so the gateway holds the message and tells the user it
+                    # is temporarily unavailable (an empty 200 would read as a dialogue that
+                    # said nothing); one log line per LOCK_LOG_EVERY seconds, not one per retry.
+                    LOCK_OUTAGE["refused"] += 1
+                    now = time.monotonic()
+                    if now - LOCK_OUTAGE["logged_at"] >= LOCK_LOG_EVERY:
+                        LOCK_OUTAGE["logged_at"] = now
+                        structlogger.error("gateway.lock_store.unavailable", sender_id=sender_id,
+                                           refused_so_far=LOCK_OUTAGE["refused"],
+                                           error=f"{type(error).__name__}: {error}"[:200])
                     return response.json({"error": "lock store unavailable"}, status=503)
                 # As Rasa's REST channel: the error is logged, the answer is what was said so far.
                 structlogger.exception("gateway.message.failure", sender_id=sender_id)

@@ -25,7 +25,8 @@ class Monitored(Gateway):
 @pytest.fixture
 async def monitored(stack) -> AsyncIterator[Monitored]:
     port = free_port()
-    async with running_gateway(stack, stack.db, health_port=port) as gateway:
+    # A short hold window: the test of Rasa unavailability waits for the "send it again" answer.
+    async with running_gateway(stack, stack.db, health_port=port, rasa_hold_window=3.0) as gateway:
         yield Monitored(gateway.api, gateway.application, gateway.db, health_url=f"http://127.0.0.1:{port}")
 
 
@@ -83,7 +84,7 @@ async def test_metrics_count_real_turns(monitored: Monitored) -> None:
     user, zh_user = monitored.new_user(), monitored.new_user()
     api.push_text(user, "what is SCORE")
     await api.wait_sent(user, 1, 30)
-    api.push_text(user, "qwzx vbnm plokij")  # not understood: the fallback
+    api.push_text(user, "what is the weather in Paris")  # not about SCORE: out_of_scope, a fallback
     await api.wait_sent(user, 2, 30)
     api.push_text(zh_user, "SCORE是什么", language_code="zh-hans")
     await api.wait_sent(zh_user, 1, 30)
@@ -121,8 +122,8 @@ async def test_bookings_and_rasa_unavailability_are_counted(monitored: Monitored
     monkeypatch.setattr(service, "rasa", dead)
     user = monitored.new_user()
     monitored.api.push_text(user, "what is SCORE")
-    texts = await monitored.api.wait_sent(user, 1, 30)
-    assert texts[0] == i18n.t("unavailable", "en")
+    texts = await monitored.api.wait_sent(user, 2, 30)
+    assert texts == [i18n.t("rasa_waiting", "en"), i18n.t("rasa_send_again", "en")], texts
     await dead.close()
 
     after = await scrape(monitored.health_url)

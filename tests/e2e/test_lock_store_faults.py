@@ -3,9 +3,11 @@
 Two Rasa servers (one shared action server) on a fresh PostgreSQL tracker database, the Redis
 lock store on a redis-server of this test's own (the machine's Redis is shared: it is not
 touched), and the real gateway in front, reaching the replicas through a round-robin proxy as
-it reaches rasa-lb in deploy/. While Redis is down every message gets the "temporarily
-unavailable" answer, each replica logs one line per refused turn (no traceback), and the
-gateway one warning; once Redis is back, both replicas answer again and the conversation goes on.
+it reaches rasa-lb in deploy/. While Redis is down each user is told once that the assistant
+is temporarily unavailable and the message is kept (the gateway's hold window); the gateway
+logs one warning for the outage and each replica one line (no traceback), however often the
+held messages are retried; once Redis is back the held messages are answered and both replicas
+take new ones.
 """
 from __future__ import annotations
 
@@ -180,46 +182,59 @@ def log_length(server: processes.Server) -> int:
 
 
 async def test_lock_store_down_then_back(two_replicas: TwoReplicas, caplog) -> None:
-    caplog.set_level(logging.INFO)
-    unavailable = i18n.t("unavailable", "en")
+    caplog.set_level(logging.DEBUG, logger="bot")
+    waiting, unavailable = i18n.t("rasa_waiting", "en"), i18n.t("unavailable", "en")
+    failures = {waiting, unavailable, i18n.t("rasa_send_again", "en")}
     db = Database(two_replicas.settings.database_url)
     async with RoundRobin(two_replicas.urls) as balancer:
         view = StackView(balancer.url, two_replicas.settings)
-        async with running_gateway(view, db, rasa_timeout=10.0) as gateway:
+        async with running_gateway(view, db, rasa_timeout=10.0, rasa_hold_window=120.0) as gateway:
             api = gateway.api
-            user = gateway.new_user()
+            users = [gateway.new_user(), gateway.new_user()]
             # Redis up: both replicas answer (round robin: one message each).
-            for question in ("what is SCORE", "who funds SCORE"):
-                before = len(api.texts(user))
-                api.push_text(user, question)
-                texts = await api.wait_sent(user, before + 1, 60)
-                assert unavailable not in texts, texts
+            for user in users:
+                api.push_text(user, "what is SCORE")
+                texts = await api.wait_sent(user, 1, 60)
+                assert not failures & set(texts), texts
 
-            # Redis gone: a clear error on both replicas.
+            # Redis gone: no turn can run on either replica.
             two_replicas.redis.kill()
             rasa_servers = two_replicas.servers[1:]
             starts = [log_length(s) for s in rasa_servers]
             caplog.clear()
             sent_during = len(balancer.used)
-            for question in ("how long is the training", "what does it cost"):
-                before = len(api.texts(user))
+            held = {users[0]: "how long is the training", users[1]: "who funds SCORE"}
+            counts = {user: len(api.texts(user)) for user in users}
+            for user, question in held.items():
                 api.push_text(user, question)
-                texts = await api.wait_sent(user, before + 1, 60)
-                assert texts[before:] == [unavailable], texts[before:]
-            assert set(balancer.used[sent_during:]) == set(two_replicas.urls)  # both replicas tried
+            for user in users:  # each user is told once that the message is kept
+                texts = await api.wait_sent(user, counts[user] + 1, 30)
+                assert texts[counts[user]:] == [waiting], texts[counts[user]:]
+            await asyncio.sleep(4.0)  # the held messages are retried meanwhile
+            assert set(balancer.used[sent_during:]) == set(two_replicas.urls)  # both replicas refused
+            assert len(balancer.used) - sent_during >= 4  # retried, not given up
             warnings = [r for r in caplog.records if r.name == "bot.rasa_client" and r.levelno >= logging.WARNING]
-            assert len(warnings) == 2, [r.getMessage() for r in warnings]  # one line per message
+            assert len(warnings) == 1, [r.getMessage() for r in warnings]  # one line for the outage
+            refused = 0
             for server, start in zip(rasa_servers, starts):
                 lines = log_lines(server, start, "gateway.lock_store.unavailable")
-                assert len(lines) == 1, server.log_path.read_text().splitlines()[start:]
+                assert len(lines) == 1, (server.name, server.log_path.read_text().splitlines()[start:][-20:])
                 assert not log_lines(server, start, "Traceback"), server.name
+                refused += 1
 
-            # Redis back (empty, as after a restart): both replicas answer again.
+            # Redis back (empty, as after a restart): the held messages are answered, in order.
             two_replicas.redis.start()
-            for question in ("what is SCORE", "who funds SCORE"):
+            for user, question in held.items():
+                texts = await api.wait_sent(user, counts[user] + 2, 60)
+                answer = texts[counts[user] + 1:]
+                assert answer and not failures & set(answer), (question, answer)
+            assert any(r.getMessage() == "Rasa answers again" for r in caplog.records)
+            # and new messages are answered by both replicas
+            for user in users:
                 before = len(api.texts(user))
-                api.push_text(user, question)
+                api.push_text(user, "what is SCORE")
                 texts = await api.wait_sent(user, before + 1, 60)
-                assert unavailable not in texts[before:], texts[before:]
+                assert not failures & set(texts[before:]), texts[before:]
             assert all(s.alive() for s in two_replicas.servers)
+            assert refused == 2
     db.dispose()
