@@ -8,6 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # The Rasa pin lives in rasa_extensions/requirements.txt (also installed by the Rasa image).
 RASA_VERSION="$(sed -n 's/^rasa\(\[[a-z,]*\]\)\?==\([0-9.]*\).*/\2/p' rasa_extensions/requirements.txt)"
+[ -n "$RASA_VERSION" ] || { echo "error: no rasa==<version> line in rasa_extensions/requirements.txt" >&2; exit 3; }
 
 find_python() {  # find_python 3.10 -> path, or nothing
   local want="$1" candidate
