@@ -24,7 +24,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import DomainDict, language_of
 from actions.eligibility_rules import Decision, Facts, Rules, evaluate, find_sector, rules
 from actions.numbers import Count, find_correction, find_headcount, parse_count
-from actions.places import Place, Places, places
+from store.places import Place, Places, places
 from i18n import t
 
 logger = logging.getLogger(__name__)
