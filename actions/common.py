@@ -97,7 +97,7 @@ async def store_call(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def attempt(dispatcher: CollectingDispatcher, tracker: Tracker, what: str,
-                  work: Awaitable[T], error_key: str | None = "booking_error") -> T | None:
+                  work: Awaitable[T], error_key: str | None = "store_error") -> T | None:
     """Await a store write; when it fails, log it, say `error_key` (None: say nothing) and
     return None, so a store outage gives the user a clear answer instead of silence."""
     try:

@@ -14,8 +14,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, language_of
-from actions.eligibility import FORM_SLOTS, HELPER_SLOTS, read_turn, summary
+from actions.common import DomainDict, button, intent_of, language_of
+from actions.eligibility_answers import FORM_SLOTS, HELPER_SLOTS, read_turn, summary
 from actions.knowledge import suggestion_buttons
 from i18n import t
 
@@ -38,7 +38,7 @@ class ActionNoteFactoryFacts(Action):
     ) -> list[EventType]:
         lang = language_of(tracker)
         text = tracker.latest_message.get("text") or ""
-        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        intent = intent_of(tracker)
         slots = dict(tracker.slots)
         # requested=None: nothing was asked, so only facts that say what they are count
         # ("120 people", a known place, "garment factory"), not a bare number. Read against no
@@ -53,8 +53,8 @@ class ActionNoteFactoryFacts(Action):
         dispatcher.utter_message(
             text=t("facts_noted_offer_check", lang, facts=known),
             buttons=[
-                {"title": t("facts_button_check", lang), "payload": "/check_eligibility"},
-                {"title": t("facts_button_not_now", lang), "payload": "/deny"},
+                button(t("facts_button_check", lang), "check_eligibility"),
+                button(t("facts_button_not_now", lang), "deny"),
             ],
         )
         return [SlotSet(name, value) for name, value in found.items()] + [SlotSet(NOTED_SLOT, noted)]

@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.booking.offers import (
     SKIPPED,
     UNAVAILABLE,
-    as_user,
+    attempt_as_user,
     detail_or_none,
     idempotency_key,
     module_of,
@@ -26,7 +26,7 @@ from actions.booking.offers import (
     reset_slots,
     restart_button,
 )
-from actions.common import DomainDict, Events, attempt, button, entity_of, language_of, store_call
+from actions.common import DomainDict, Events, button, entity_of, language_of, store_call
 from i18n import t
 from store import booking as store
 from store import schedule
@@ -95,8 +95,7 @@ class ActionBookingConfirm(Action):
             "enquiry_id": prefill.get("id"),
         }
         book = store.book_classroom if kind == store.CLASSROOM else store.book_consultation
-        result = await attempt(dispatcher, tracker, "booking",
-                               as_user(tracker, book, int(target), **details))
+        result = await attempt_as_user(dispatcher, tracker, "booking", book, int(target), **details)
         if result is None:
             return []
         say_result(dispatcher, result, lang, kind, tracker.get_slot("booking_module"), int(target))
@@ -153,12 +152,12 @@ class ActionJoinWaitlist(Action):
             dispatcher.utter_message(text=t("booking_refused_not_found", lang))
             return []
         prefill = await prefill_of(tracker)
-        result = await attempt(dispatcher, tracker, "waitlist", as_user(
-            tracker, store.join_waitlist, int(session_id),
+        result = await attempt_as_user(
+            dispatcher, tracker, "waitlist", store.join_waitlist, int(session_id),
             factory_name=detail_or_none(tracker.get_slot("booking_factory")) or prefill.get("factory_name"),
             contact=detail_or_none(tracker.get_slot("booking_contact")) or prefill.get("contact"),
             language=lang, enquiry_id=prefill.get("id"),
-        ))
+        )
         if result is None:
             return []
         if result.outcome == "joined":

@@ -20,6 +20,7 @@ from actions.booking.offers import (
     SKIPPED,
     UNAVAILABLE,
     earliest_offer_time,
+    kind_and_module,
     module_of,
     needs_earlier_classroom,
     offers_for,
@@ -161,8 +162,7 @@ class ValidateBookingForm(FormValidationAction):
         chosen = entity_of(tracker, "session_id") or entity_of(tracker, "slot_id")
         if chosen is None and text_of(tracker).isdigit():
             # "2": the second date shown
-            kind = tracker.get_slot("booking_kind")
-            module = module_of(tracker.get_slot("booking_module")) or 1
+            kind, module = kind_and_module(tracker)
             offers = await offers_for(tracker, kind, module, tracker.get_slot("booking_place"))
             index = int(text_of(tracker)) - 1
             if 0 <= index < len(offers):
@@ -268,8 +268,7 @@ class ValidateBookingForm(FormValidationAction):
                                      tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         if value == UNAVAILABLE:
             return {"booking_place": value}
-        kind = tracker.get_slot("booking_kind")
-        module = module_of(tracker.get_slot("booking_module")) or 1
+        kind, module = kind_and_module(tracker)
         offers = await offers_for(tracker, kind, module, value, include_full=True)
         if not offers:
             # Known place, but nothing there for this module: ask again (the question lists

@@ -4,8 +4,8 @@ from __future__ import annotations
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.booking.offers import MAX_BUTTONS, as_user, offers_for, reference_in, user_id_of
-from actions.common import Button, DomainDict, Events, attempt, button, entity_of, language_of, store_call
+from actions.booking.offers import MAX_BUTTONS, attempt_as_user, offers_for, reference_in, user_id_of
+from actions.common import Button, DomainDict, Events, button, entity_of, language_of, store_call
 from i18n import t
 from store import booking as store
 from store import schedule
@@ -95,8 +95,7 @@ class ActionCancelConfirmed(Action):
             dispatcher.utter_message(text=t("booking_cancel_which", lang),
                                      buttons=[button(t("booking_button_my_bookings", lang), "my_bookings")])
             return []
-        result = await attempt(dispatcher, tracker, "cancel",
-                               as_user(tracker, store.cancel_booking, reference))
+        result = await attempt_as_user(dispatcher, tracker, "cancel", store.cancel_booking, reference)
         if result is None:
             return []
         if result.outcome == "cancelled":
@@ -194,8 +193,8 @@ class ActionRescheduleConfirmed(Action):
         if not reference or not target:
             dispatcher.utter_message(text=t("booking_not_found", lang, reference=reference or "—"))
             return []
-        result = await attempt(dispatcher, tracker, "reschedule",
-                               as_user(tracker, store.reschedule_booking, reference, int(target)))
+        result = await attempt_as_user(dispatcher, tracker, "reschedule", store.reschedule_booking,
+                                       reference, int(target))
         if result is None:
             return []
         if result.outcome in ("booked", "duplicate") and result.booking is not None:

@@ -10,8 +10,18 @@ from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import Button, Events, button, entity_of, language_of, store_call, text_of
+from actions.common import (
+    Button,
+    Events,
+    attempt,
+    button,
+    entity_of,
+    language_of,
+    store_call,
+    text_of,
+)
 from i18n import t
 from store import booking as store
 from store import schedule
@@ -44,6 +54,11 @@ def module_of(value: Any) -> int | None:
     return None
 
 
+def kind_and_module(tracker: Tracker) -> tuple[str | None, int]:
+    """The kind and module chosen so far (Module 1 until one is chosen)."""
+    return tracker.get_slot("booking_kind"), module_of(tracker.get_slot("booking_module")) or 1
+
+
 def reference_in(tracker: Tracker) -> str | None:
     """A booking reference from the ref entity or the message text."""
     # A button's entity is exact; NLU may extract only part of a typed reference ("SC-"),
@@ -72,6 +87,13 @@ async def user_id_of(tracker: Tracker) -> int:
 async def as_user(tracker: Tracker, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """`call(database, user_id, *args, **kwargs)` for this conversation's user, off the loop."""
     return await store_call(call, await user_id_of(tracker), *args, **kwargs)
+
+
+async def attempt_as_user(dispatcher: CollectingDispatcher, tracker: Tracker, what: str,
+                          call: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """A booking write for this conversation's user; None after saying it failed."""
+    return await attempt(dispatcher, tracker, what, as_user(tracker, call, *args, **kwargs),
+                         error_key="booking_error")
 
 
 def detail_or_none(value: Any) -> str | None:

@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.booking.offers import (
     MAX_BUTTONS,
     earliest_offer_time,
+    kind_and_module,
     module_buttons,
     module_of,
     offer_buttons,
@@ -54,8 +55,7 @@ class ActionAskBookingPlace(Question):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> Events:
         lang = language_of(tracker)
-        kind = tracker.get_slot("booking_kind")
-        module = module_of(tracker.get_slot("booking_module")) or 1
+        kind, module = kind_and_module(tracker)
         # cities whose dates are all full stay listed: their buttons offer the waitlist
         places = await store_call(store.places_with_offers, kind, module, include_full=True,
                               **time_filter(kind, await earliest_offer_time(tracker, kind, module)))
@@ -74,8 +74,7 @@ class ActionAskBookingTarget(Question):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> Events:
         lang = language_of(tracker)
-        kind = tracker.get_slot("booking_kind")
-        module = module_of(tracker.get_slot("booking_module")) or 1
+        kind, module = kind_and_module(tracker)
         place = tracker.get_slot("booking_place")
         values = {"module": schedule.module_title(module, lang),
                   "place": schedule.place_name(place, lang)}
