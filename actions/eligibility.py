@@ -15,12 +15,13 @@ from dataclasses import asdict
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     Button,
     DomainDict,
+    Events,
     Question,
     attempt,
     button,
@@ -83,11 +84,11 @@ class ValidateEligibilityForm(FormValidationAction):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         lang = language_of(tracker)
         before = _slots(tracker)
         activating = before.get("requested_slot") is None
-        resets: list[EventType] = []
+        resets: Events = []
         if activating:
             # A new check starts from this message only: answers left by an interrupted
             # earlier check (carried over between sessions) must not fill this one. Facts the
@@ -167,7 +168,7 @@ class _AskAction(Question):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         lang = language_of(tracker)
         again = self.slot in FORM_SLOTS and int(tracker.get_slot("eligibility_retries") or 0) > 0
         key = f"elig_{'reask' if again else 'ask'}_{self.slot}"
@@ -199,7 +200,7 @@ class ActionAskCanCommit(_AskAction):
 # --- outcome, consent, contact -------------------------------------------------------------
 
 
-def _reset(names: tuple[str, ...]) -> list[EventType]:
+def _reset(names: tuple[str, ...]) -> Events:
     return [SlotSet(name, None) for name in names]
 
 
@@ -211,7 +212,7 @@ class ActionEligibilityOutcome(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         lang = language_of(tracker)
         slots = _slots(tracker)
         facts = facts_of(slots)
@@ -244,7 +245,7 @@ class ActionEligibilityOutcome(Action):
             supplies_brands=facts.supplies_brands,
             can_commit=facts.can_commit,
         )
-        events: list[EventType] = _reset(FORM_SLOTS + HELPER_SLOTS)
+        events: Events = _reset(FORM_SLOTS + HELPER_SLOTS)
         # The answer was given: a store outage must not break the chat (nothing more is said).
         enquiry_id = await attempt(dispatcher, tracker, "storing the enquiry",
                                    store_call(save_enquiry, record), error_key=None)
@@ -262,7 +263,7 @@ class ActionEligibilityStopped(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         dispatcher.utter_message(text=t("elig_stopped", language_of(tracker)))
         return _reset(FORM_SLOTS + HELPER_SLOTS + CONTACT_SLOTS) + [SlotSet("requested_slot", None)]
 
@@ -273,7 +274,7 @@ class ActionEnquiryNoConsent(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         dispatcher.utter_message(text=t("elig_no_consent", language_of(tracker)))
         return []
 
@@ -333,7 +334,7 @@ class ActionSaveEnquiryContact(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         lang = language_of(tracker)
         enquiry_id = tracker.get_slot("enquiry_id")
         name, contact = tracker.get_slot("enquiry_factory_name"), tracker.get_slot("enquiry_contact")

@@ -8,13 +8,12 @@ clearing them as answers left over from an interrupted check), so it asks only t
 """
 from __future__ import annotations
 
-from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, button, intent_of, language_of
+from actions.common import DomainDict, Events, button, intent_of, language_of
 from actions.eligibility_answers import FORM_SLOTS, HELPER_SLOTS, read_turn, summary
 from actions.knowledge import suggestion_buttons
 from i18n import t
@@ -35,7 +34,7 @@ class ActionNoteFactoryFacts(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         lang = language_of(tracker)
         text = tracker.latest_message.get("text") or ""
         intent = intent_of(tracker)
@@ -68,7 +67,7 @@ class ActionFactoryFactsDeclined(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
         lang = language_of(tracker)
         dispatcher.utter_message(text=t("facts_check_declined", lang), buttons=suggestion_buttons(lang))
         return []

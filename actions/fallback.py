@@ -16,7 +16,7 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, human_button, intent_of, language_of
+from actions.common import DomainDict, Events, human_button, intent_of, language_of
 from actions.knowledge import CONTACT_SOURCE, back_to_form, source_line, suggestion_buttons
 from i18n import t
 
@@ -52,7 +52,7 @@ class ActionFallback(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
         lang = language_of(tracker)
         misses = max(1, consecutive_misses(tracker.events))
         if misses >= 2:

@@ -16,7 +16,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import Button, DomainDict, button, human_button, intent_of, language_of
+from actions.common import Button, DomainDict, Events, button, human_button, intent_of, language_of
 from i18n import t
 
 KNOWLEDGE_FILE = Path(__file__).resolve().parent.parent / "data" / "knowledge.yml"
@@ -82,7 +82,7 @@ def answer(topic: str, lang: str) -> str:
     return reply(topic, lang).text
 
 
-def back_to_form(tracker: Tracker) -> list[dict[str, Any]]:
+def back_to_form(tracker: Tracker) -> Events:
     """Resume an active form (eligibility_form, booking_form, ...) after a side answer.
 
     Without this the form stays active but silent, and the user no longer sees its question.
@@ -97,7 +97,7 @@ class ActionAnswerFaq(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
         topic = topic_of_intent(intent_of(tracker))
         lang = language_of(tracker)
         if topic is None:
