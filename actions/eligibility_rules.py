@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from actions.places import PLACES_FILE, Places, PlacesError, load_places
+from store.places import PLACES_FILE, Places, PlacesError, load_places
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "eligibility_rules.yml"
 

@@ -8,14 +8,13 @@ clearing them as answers left over from an interrupted check), so it asks only t
 """
 from __future__ import annotations
 
-from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, language_of
-from actions.eligibility import FORM_SLOTS, HELPER_SLOTS, read_turn, summary
+from actions.common import DomainDict, Events, button, intent_of, language_of
+from actions.eligibility_answers import FORM_SLOTS, HELPER_SLOTS, read_turn, summary
 from actions.knowledge import suggestion_buttons
 from i18n import t
 
@@ -35,10 +34,10 @@ class ActionNoteFactoryFacts(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
+    ) -> Events:
         lang = language_of(tracker)
         text = tracker.latest_message.get("text") or ""
-        intent = str((tracker.latest_message.get("intent") or {}).get("name") or "")
+        intent = intent_of(tracker)
         slots = dict(tracker.slots)
         # requested=None: nothing was asked, so only facts that say what they are count
         # ("120 people", a known place, "garment factory"), not a bare number. Read against no
@@ -53,8 +52,8 @@ class ActionNoteFactoryFacts(Action):
         dispatcher.utter_message(
             text=t("facts_noted_offer_check", lang, facts=known),
             buttons=[
-                {"title": t("facts_button_check", lang), "payload": "/check_eligibility"},
-                {"title": t("facts_button_not_now", lang), "payload": "/deny"},
+                button(t("facts_button_check", lang), "check_eligibility"),
+                button(t("facts_button_not_now", lang), "deny"),
             ],
         )
         return [SlotSet(name, value) for name, value in found.items()] + [SlotSet(NOTED_SLOT, noted)]
@@ -68,7 +67,7 @@ class ActionFactoryFactsDeclined(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
         lang = language_of(tracker)
         dispatcher.utter_message(text=t("facts_check_declined", lang), buttons=suggestion_buttons(lang))
         return []

@@ -16,9 +16,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, language_of
-from actions.knowledge import back_to_form, human_button, source_line, suggestion_buttons
-from actions.knowledge import CONTACT_SOURCE
+from actions.common import DomainDict, Events, human_button, intent_of, language_of
+from actions.knowledge import CONTACT_SOURCE, back_to_form, source_line, suggestion_buttons
 from i18n import t
 
 MISS_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
@@ -53,7 +52,7 @@ class ActionFallback(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
         lang = language_of(tracker)
         misses = max(1, consecutive_misses(tracker.events))
         if misses >= 2:
@@ -61,7 +60,7 @@ class ActionFallback(Action):
             text = f"{text}\n\n{source_line([CONTACT_SOURCE], lang)}"
             dispatcher.utter_message(text=text, buttons=[human_button(lang, "misunderstood")])
         else:
-            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            intent = intent_of(tracker)
             if intent == "out_of_scope":
                 key = "out_of_scope_rephrase"
             elif is_miss(intent):

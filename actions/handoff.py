@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, language_of
+from actions.common import DomainDict, Events, attempt, entity_of, intent_of, language_of, store_call
 from i18n import t
-from store import get_database
 from store.handoff import start_handoff
 
 # What made the bot hand over, by the intent that led here.
@@ -39,17 +37,15 @@ class ActionHandoff(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
+    ) -> Events:
         lang = language_of(tracker)
-        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
         # Buttons that offer a person say why, e.g. /request_human{"reason":"unknown_fact"}.
-        reason = next(
-            (e.get("value") for e in tracker.latest_message.get("entities") or [] if e.get("entity") == "reason"),
-            None,
-        ) or REASONS.get(intent, "asked")
-        handoff = start_handoff(
-            get_database(), tracker.sender_id, reason, lang, detail=tracker.latest_message.get("text")
-        )
+        reason = entity_of(tracker, "reason") or REASONS.get(intent_of(tracker), "asked")
+        handoff = await attempt(dispatcher, tracker, "handoff", store_call(
+            start_handoff, tracker.sender_id, reason, lang, detail=tracker.latest_message.get("text")
+        ))
+        if handoff is None:
+            return []
         if not handoff.created_now:
             dispatcher.utter_message(text=t("handoff_already", lang))
             return []

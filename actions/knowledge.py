@@ -16,19 +16,13 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import DomainDict, language_of
+from actions.common import Button, DomainDict, Events, button, human_button, intent_of, language_of
 from i18n import t
 
 KNOWLEDGE_FILE = Path(__file__).resolve().parent.parent / "data" / "knowledge.yml"
 INTENT_PREFIX = "faq_"
-# The handoff capability owns this intent (and action_handoff); we only offer the button. Its
-# reason entity tells staff why the person was offered (see actions/handoff.py).
-REQUEST_HUMAN_INTENT = "/request_human"
 # The source of the published contact that staff offers add to a reply.
 CONTACT_SOURCE = "PR2014"
-
-Button = dict[str, str]
-
 
 @dataclass
 class Reply:
@@ -59,13 +53,8 @@ def source_line(tags: list[str], lang: str) -> str:
     return t("source_line", lang, sources="; ".join(names[tag] for tag in unique))
 
 
-def human_button(lang: str, reason: str) -> Button:
-    payload = f'{REQUEST_HUMAN_INTENT}{{"reason":"{reason}"}}'
-    return {"title": t("button_request_human", lang), "payload": payload}
-
-
 def topic_button(topic: str, lang: str) -> Button:
-    return {"title": knowledge()["topics"][topic]["title"][lang], "payload": f"/{INTENT_PREFIX}{topic}"}
+    return button(knowledge()["topics"][topic]["title"][lang], f"{INTENT_PREFIX}{topic}")
 
 
 def suggestion_buttons(lang: str) -> list[Button]:
@@ -80,7 +69,8 @@ def reply(topic: str, lang: str) -> Reply:
     if entry.get("translated_titles") and t("translated_titles_note", lang):
         parts.append(t("translated_titles_note", lang))
     if entry.get("unknown") or entry.get("offer_staff"):
-        # We never guess a missing fact: we point to people who know it.
+        # We never guess a missing fact: we point to people who know it (the handoff
+        # capability owns the button's intent; its reason tells staff why).
         parts.append(t("staff_offer", lang, contact=t("contact_short", lang)))
         tags.append(CONTACT_SOURCE)
         buttons.append(human_button(lang, "unknown_fact" if entry.get("unknown") else "asked"))
@@ -92,7 +82,7 @@ def answer(topic: str, lang: str) -> str:
     return reply(topic, lang).text
 
 
-def back_to_form(tracker: Tracker) -> list[dict[str, Any]]:
+def back_to_form(tracker: Tracker) -> Events:
     """Resume an active form (eligibility_form, booking_form, ...) after a side answer.
 
     Without this the form stays active but silent, and the user no longer sees its question.
@@ -107,9 +97,8 @@ class ActionAnswerFaq(Action):
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[dict[str, Any]]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        topic = topic_of_intent(intent)
+    ) -> Events:
+        topic = topic_of_intent(intent_of(tracker))
         lang = language_of(tracker)
         if topic is None:
             # A faq_ intent without a knowledge entry is a data bug; don't stay silent.

@@ -524,7 +524,7 @@ async def run(args) -> None:
         info["notes"]["project store"] = "PostgreSQL" if args.postgres else "SQLite"
         info["notes"]["project tracker store"] = "SQL on " + ("PostgreSQL" if args.postgres else "SQLite")
         info["notes"]["Rasa workers"] = str(args.workers)
-        info["notes"]["project Rasa speed-ups (stack/rasa_main.py)"] = os.environ.get("SCORE_RASA_SPEEDUPS", "1")
+        info["notes"]["project Rasa speed-ups (rasa_extensions/speedups.py)"] = os.environ.get("SCORE_RASA_SPEEDUPS", "1")
         info["notes"]["project model file"] = str(model)
 
         # 3. start-up, one stack at a time (so neither slows the other's start)

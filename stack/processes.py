@@ -128,8 +128,8 @@ def rasa_command(settings: StackSettings, endpoints: Path, credentials: Path, po
         # argparse drops a bare "--" even in `--auth-token=--`: Rasa would run without a token.
         raise StackError("RASA_TOKEN must not be empty or only dashes")
     return [
-        # Rasa's command line with cached jsonschema validators (stack/rasa_main.py)
-        str(RASA_PYTHON), "-m", "stack.rasa_main", "run",
+        # Rasa's command line with the project's patches applied first (rasa_extensions/__main__.py)
+        str(RASA_PYTHON), "-m", "rasa_extensions", "run",
         f"--model={settings.model_path}",
         f"--endpoints={endpoints}",
         f"--credentials={credentials}",

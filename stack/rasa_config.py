@@ -1,7 +1,8 @@
 """Writes Rasa's endpoints.yml and credentials.yml for this run, from the settings.
 
 Generated rather than committed so that the tracker store, lock store and action server
-follow DATABASE_URL-style settings without secrets in the repository.
+follow DATABASE_URL-style settings without secrets in the repository. The classes are named
+by their dotted path, as strings: Rasa imports them (rasa_extensions/), the launcher never does.
 """
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import yaml
 
 from stack.settings import StackSettings
 
-BOUNDED_SQL = "stack.rasa_tracker_store.BoundedSQLTrackerStore"
+BOUNDED_SQL = "rasa_extensions.tracker_store.BoundedSQLTrackerStore"
+ATOMIC_REDIS = "rasa_extensions.lock_store.AtomicRedisLockStore"
+GATEWAY_CHANNEL = "rasa_extensions.gateway_channel.GatewayInput"
 
 
 def tracker_store(settings: StackSettings) -> dict:
-    """Rasa's SQL tracker store, bounded (stack/rasa_tracker_store.py): SQLite under DATA_DIR,
+    """Rasa's SQL tracker store, bounded (rasa_extensions/tracker_store.py): SQLite under DATA_DIR,
     or PostgreSQL from TRACKER_STORE_URL."""
     url = settings.tracker_store_url
     if not url:
@@ -42,8 +45,8 @@ def lock_store(settings: StackSettings) -> dict | None:
         return None
     parts = urlsplit(settings.lock_store_url)
     config = {
-        # Rasa's RedisLockStore with atomic ticket updates (see stack/rasa_lock_store.py)
-        "type": "stack.rasa_lock_store.AtomicRedisLockStore",
+        # Rasa's RedisLockStore with atomic ticket updates (see rasa_extensions/lock_store.py)
+        "type": ATOMIC_REDIS,
         "url": parts.hostname or "127.0.0.1",
         "port": parts.port or 6379,
         "db": int(parts.path.lstrip("/") or 0),
@@ -69,5 +72,5 @@ def write(settings: StackSettings) -> tuple[Path, Path]:
     credentials_path = settings.run_dir / "credentials.yml"
     endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
     # rest: for curl and the replica test; the gateway channel: what the gateway uses.
-    credentials_path.write_text(yaml.safe_dump({"rest": None, "stack.rasa_channel.GatewayInput": None}))
+    credentials_path.write_text(yaml.safe_dump({"rest": None, GATEWAY_CHANNEL: None}))
     return endpoints_path, credentials_path

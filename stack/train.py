@@ -38,8 +38,9 @@ def rasa_env() -> dict[str, str]:
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
     env.setdefault("PYTHONWARNINGS", "ignore")
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
-    # Rasa imports the project's components (rasa_extensions.*) by dotted path from config.yml
-    # and endpoints: the repository root must be importable whatever the working directory.
+    # Rasa imports rasa_extensions.* by dotted path from config.yml, endpoints and credentials,
+    # and `python -m rasa_extensions` starts it: the repository root must be importable whatever
+    # the working directory.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 

@@ -1,4 +1,4 @@
-"""Schedules: places, how sessions are shown, and the staff CSV import.
+"""Schedules: how sessions are shown, and the staff CSV import (places: store/places.py).
 
     python -m store.schedule import-sessions data/schedule/sessions.csv
     python -m store.schedule import-slots data/schedule/slots.csv
@@ -22,17 +22,26 @@ import io
 import re
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from sqlalchemy import func, select
 
 from i18n import normalise, t
 from store.db import PROJECT_ROOT, Database
 from store.models import ClassroomSession, ConsultationSlot
+# The place functions stay importable from here (store.booking, the console and the actions
+# call schedule.place_name etc.); they live with the one gazetteer in store/places.py.
+from store.places import (  # noqa: F401
+    CITIES,
+    REGIONS,
+    canonical_place,
+    cities_in,
+    place_name,
+    region_of,
+    scheduled,
+)
 
 if TYPE_CHECKING:
     from store.booking import Offer
@@ -41,66 +50,6 @@ SCHEDULE_DIR = PROJECT_ROOT / "data" / "schedule"
 SAMPLE_SESSIONS = SCHEDULE_DIR / "sessions.csv"
 SAMPLE_SLOTS = SCHEDULE_DIR / "slots.csv"
 MODULES = (1, 2, 3, 4, 5)
-
-# --- places ----------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def places() -> dict[str, Any]:
-    return yaml.safe_load((SCHEDULE_DIR / "places.yml").read_text(encoding="utf-8"))
-
-
-def _lookup() -> dict[str, str]:
-    """Every spelling (name, Chinese name, alias), lower-cased -> the canonical name."""
-    table: dict[str, str] = {}
-    for section in ("regions", "cities"):
-        for name, info in places()[section].items():
-            for spelling in [name, info["zh"], *info.get("aliases", [])]:
-                table.setdefault(str(spelling).strip().lower(), name)
-    return table
-
-
-def canonical_place(text: str | None) -> str | None:
-    """'东莞', 'dongguan', 'Dongguan 市' -> 'Dongguan'; None when unknown."""
-    if not text:
-        return None
-    cleaned = text.strip().lower()
-    table = _lookup()
-    if cleaned in table:
-        return table[cleaned]
-    for spelling, name in table.items():  # "in Dongguan please", "我在东莞"
-        if len(spelling) >= 2 and spelling in cleaned:
-            return name
-    return None
-
-
-def region_of(place: str) -> str:
-    data = places()
-    name = canonical_place(place) or place
-    if name in data["regions"]:
-        return name
-    city = data["cities"].get(name)
-    return city["region"] if city else name
-
-
-def cities_in(place: str) -> list[str]:
-    """The cities a place stands for: a city itself, or every city of a region."""
-    data = places()
-    name = canonical_place(place) or place
-    if name in data["cities"]:
-        cities = [name]
-        # Shanghai and Chongqing are both a city and a region
-        return cities
-    return [city for city, info in data["cities"].items() if info["region"] == name] or [name]
-
-
-def place_name(name: str, lang: str | None) -> str:
-    data = places()
-    info = data["cities"].get(name) or data["regions"].get(name)
-    if info and normalise(lang) == "zh":
-        return str(info["zh"])
-    return name
-
 
 # --- showing dates ---------------------------------------------------------------------------
 
@@ -257,9 +206,9 @@ class _RowChecker:
         if value is None:
             return None
         name = canonical_place(value)
-        if name is None or name not in places()[section]:
+        if name is None or name not in scheduled(section):
             self.reasons.append(
-                f"unknown {column} {value!r} (add it to data/schedule/places.yml first)")
+                f"unknown {column} {value!r} (add it to data/places.yml with schedule: true first)")
             return None
         return name
 
@@ -362,7 +311,7 @@ def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[l
     for line, row in rows:
         check = _RowChecker(row)
         code, module = check.code(), check.module()
-        city, venue = check.place("city", "cities"), check.text("venue", 200)
+        city, venue = check.place("city", CITIES), check.text("venue", 200)
         venue_zh = check.chinese_name("venue_zh", 200)
         zone = check.zone()
         starts_at = _utc(check.date("start_date"), check.time("start_time"), zone)
@@ -400,7 +349,7 @@ def check_slots(text: str, existing_codes: set[str] = frozenset()) -> tuple[list
     for line, row in rows:
         check = _RowChecker(row)
         code, module = check.code(), check.module()
-        region, expert = check.place("region", "regions"), check.text("expert", 200)
+        region, expert = check.place("region", REGIONS), check.text("expert", 200)
         zone = check.zone()
         day = check.date("date")
         starts_at = _utc(day, check.time("start_time"), zone)

@@ -11,6 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 import actions.booking as ab
+import actions.common
 from store import booking as store
 from store.models import Enquiry, User
 from tests.test_booking_support import (
@@ -27,7 +28,7 @@ SENDER = "tg-777"
 
 @pytest.fixture
 def db(sqlite_db, monkeypatch):
-    monkeypatch.setattr(ab, "database", lambda: sqlite_db)
+    monkeypatch.setattr(actions.common, "database", lambda: sqlite_db)
     return sqlite_db
 
 
@@ -306,11 +307,11 @@ async def test_reschedule_flow(db):
 
 
 def test_domain_declares_every_booking_action_and_intent():
-    domain = yaml.safe_load(open(ab.__file__.replace("actions/booking.py", "domain.yml"), encoding="utf-8"))
+    domain = yaml.safe_load(open(ab.__file__.replace("actions/booking/__init__.py", "domain.yml"), encoding="utf-8"))
     import inspect
     names = {cls().name() for cls in vars(ab).values()
-             if isinstance(cls, type) and issubclass(cls, ab.Action) and cls.__module__ == ab.__name__
-             and not inspect.isabstract(cls)}
+             if isinstance(cls, type) and issubclass(cls, ab.Action)
+             and cls.__module__.startswith(ab.__name__ + ".") and not inspect.isabstract(cls)}
     assert names <= set(domain["actions"])
     for intent in ("book_classroom", "book_consultation", "my_bookings", "cancel_booking",
                    "reschedule_booking", "choose_session", "confirm_booking", "join_waitlist"):

@@ -14,6 +14,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
+import actions.common
 import actions.eligibility as eligibility
 from actions.eligibility import (
     ActionAskEmployees,
@@ -209,7 +210,7 @@ COMPLETE = {
 
 @pytest.fixture
 def store(any_db: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
-    monkeypatch.setattr(eligibility, "_database", lambda: any_db)
+    monkeypatch.setattr(actions.common, "database", lambda: any_db)
     return any_db
 
 
@@ -291,7 +292,7 @@ async def test_each_completed_check_is_a_new_enquiry(store: Database) -> None:
 
 
 async def test_a_store_outage_still_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(eligibility, "_database", lambda: Database("sqlite:////nonexistent/dir/x.db"))
+    monkeypatch.setattr(actions.common, "database", lambda: Database("sqlite:////nonexistent/dir/x.db"))
     slots, dispatcher = await outcome(COMPLETE)
     assert dispatcher.messages[0]["text"].startswith("Good news")
     assert "enquiry_id" not in slots and len(dispatcher.messages) == 1  # no consent question

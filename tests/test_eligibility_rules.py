@@ -20,7 +20,7 @@ from actions.eligibility_rules import (
     parse_rules,
     rules,
 )
-from actions.places import load_places, places
+from store.places import load_places, places
 from i18n import keys
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import pytest
 from stack import processes
 from stack.settings import RASA_PYTHON, ROOT, StackSettings, new_token
 
-# Rasa's own parser, fed each command line (after `python -m stack.rasa_main`, which hands
+# Rasa's own parser, fed each command line (after `python -m rasa_extensions`, which hands
 # sys.argv to rasa's main unchanged): prints what it read, or the parser's error.
 PARSE = r"""
 import json, sys
@@ -44,7 +44,7 @@ def test_rasa_reads_every_token_as_the_token(tmp_path):
         settings = StackSettings(data_dir=tmp_path, rasa_port=5123, rasa_token=token,
                                  model_path=Path("/models/m.tar.gz"))
         argv = processes.rasa_command(settings, tmp_path / "e.yml", tmp_path / "c.yml")
-        assert argv[:4] == [str(RASA_PYTHON), "-m", "stack.rasa_main", "run"]
+        assert argv[:4] == [str(RASA_PYTHON), "-m", "rasa_extensions", "run"]
         argvs.append(argv[3:])
     result = subprocess.run([str(RASA_PYTHON), "-c", PARSE], input=json.dumps(argvs), cwd=ROOT,
                             capture_output=True, text=True, timeout=300,

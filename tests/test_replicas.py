@@ -1,4 +1,4 @@
-"""The Redis lock store of several Rasa replicas (stack/rasa_lock_store.py), without servers:
+"""The Redis lock store of several Rasa replicas (rasa_extensions/lock_store.py), without servers:
 many clients take tickets for one conversation at once; every ticket must be distinct and the
 queue must hold all of them. Rasa 3.6's RedisLockStore loses tickets here (read-modify-write; run("plain"): 20 distinct
 tickets of 80 on the development machine);
@@ -22,7 +22,7 @@ SCRIPT = r"""
 import json, sys, threading
 from rasa.utils.endpoints import EndpointConfig
 from rasa.core.lock_store import RedisLockStore
-from stack.rasa_lock_store import AtomicRedisLockStore
+from rasa_extensions.lock_store import AtomicRedisLockStore
 
 host, port, db, prefix, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def store():

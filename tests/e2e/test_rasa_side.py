@@ -1,4 +1,4 @@
-"""The Rasa-side parts (stack/rasa_channel.py, the speed-ups in stack/rasa_main.py), checked
+"""The Rasa-side parts (rasa_extensions/gateway_channel.py, the speed-ups in rasa_extensions/speedups.py), checked
 against the real Rasa server and the real model."""
 from __future__ import annotations
 
@@ -61,10 +61,10 @@ from rasa.core.agent import Agent
 from rasa.core.channels.channel import UserMessage
 from rasa.core.processor import MessageProcessor
 from rasa.shared.core.trackers import DialogueStateTracker
-from stack import rasa_main
+from rasa_extensions import speedups
 
 original = MessageProcessor._parse_message_with_graph
-rasa_main.payloads_without_nlu()
+speedups.payloads_without_nlu()
 shortcut = MessageProcessor._parse_message_with_graph
 assert shortcut is not original
 processor = Agent.load(sys.argv[1]).processor
@@ -111,7 +111,7 @@ import asyncio, json, sys
 import yaml
 from rasa.core.agent import Agent
 from rasa.utils.tensorflow.models import RasaModel
-from stack import rasa_main
+from rasa_extensions import speedups
 
 texts = [m["text"] for lang in ("en", "zh")
          for m in yaml.safe_load(open(f"bench/heldout/{lang}.yml", encoding="utf-8"))["messages"]]
@@ -134,7 +134,7 @@ async def parse_all(agent):
 mode = sys.argv[2]
 if mode == "lean":
     original = RasaModel.load
-    rasa_main.lean_model_loading()
+    speedups.lean_model_loading()
     assert RasaModel.load != original
 loaded = []
 load = RasaModel.load.__func__
@@ -169,7 +169,7 @@ SCHEMA_VERDICTS = r"""
 import copy, json, random
 import jsonschema
 from rasa.core.actions.action import RemoteAction
-from stack.rasa_main import action_response_check
+from rasa_extensions.speedups import action_response_check
 from rasa.shared.core import events as E
 
 samples = [

@@ -1,4 +1,4 @@
-"""The bounded tracker store (stack/rasa_tracker_store.py), run in the Rasa environment with the
+"""The bounded tracker store (rasa_extensions/tracker_store.py), run in the Rasa environment with the
 project's domain: the compacted conversation keeps the slots and the recent dialogue states the
 policies look at, the store loads only the compacted copy, and no event is lost."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (ActionExecuted, ActiveLoop, BotUttered, SessionStarted,
                                      SlotSet, UserUttered)
 from rasa.shared.core.trackers import DialogueStateTracker
-from stack.rasa_tracker_store import BoundedSQLTrackerStore, compaction
+from rasa_extensions.tracker_store import BoundedSQLTrackerStore, compaction
 
 domain = Domain.load("domain.yml")
 

@@ -1,4 +1,5 @@
-"""Rasa's SQL tracker store with a bounded conversation (endpoints.yml `type:` this class).
+"""Rasa's SQL tracker store with a bounded conversation (endpoints.yml
+`type: rasa_extensions.tracker_store.BoundedSQLTrackerStore`).
 
 Rasa loads, replays and featurizes every event of the current session on every turn, and sends
 them to the action server: a turn's cost grows with the conversation (bare Rasa: turn 100 took
@@ -12,11 +13,16 @@ starts from the compacted copy. The policies look at most 5 turns back (Memoizat
 max_history 5; rules are shorter), so they see the same recent turns as before; slots keep
 their values. Nothing is deleted: the full history stays in the table.
 
+The compaction and the stored-event count rely on SQLTrackerStore's private `_retrieve` and
+`_additional_events` (tests/test_rasa_contract.py): on any Rasa but the pinned one this store
+logs one line and is Rasa's SQLTrackerStore, unbounded.
+
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from typing import Any, Iterator, List
 
@@ -25,6 +31,10 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+
+from rasa_extensions.pinned import installed_rasa_version, pinned_rasa_version, rasa_is_pinned
+
+logger = logging.getLogger(__name__)
 
 
 def compaction(tracker: DialogueStateTracker, domain: Domain, max_events: int,
@@ -74,10 +84,15 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         super().__init__(*args, **kwargs)
         self.max_events = int(max_events)
         self.keep_turns = int(keep_turns)
+        self.bounded = rasa_is_pinned()
+        if not self.bounded:
+            logger.warning(
+                "rasa_extensions: Rasa %s is not the pinned %s: BoundedSQLTrackerStore runs as Rasa's "
+                "SQLTrackerStore (no compaction)", installed_rasa_version(), pinned_rasa_version())
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool):
         tracker = await super()._retrieve(sender_id, fetch_events_from_all_sessions)
-        if tracker is not None and not fetch_events_from_all_sessions:
+        if self.bounded and tracker is not None and not fetch_events_from_all_sessions:
             # Every event of this tracker is in the table: a save stores only what follows.
             tracker.stored_events = len(tracker.events)
         return tracker
@@ -87,11 +102,13 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         # number is known when this store loaded or saved the tracker (under the lock).
         # It also stays right after a compaction, where counting the latest session would not.
         stored = getattr(tracker, "stored_events", None)
-        if stored is None:
+        if stored is None or not self.bounded:
             return super()._additional_events(session, tracker)
         return itertools.islice(tracker.events, stored, len(tracker.events))
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        if not self.bounded:
+            return await super().save(tracker)
         for event in compaction(tracker, self.domain, self.max_events, self.keep_turns):
             tracker.update(event)
         await super().save(tracker)

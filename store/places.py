@@ -1,4 +1,10 @@
-"""Find a factory's location in a message: city → province → country (data/places.yml)."""
+"""The place gazetteer (data/places.yml: city → province → country) and its one matcher.
+
+Used by the eligibility check (where is the factory?) and by the schedules (which city a
+classroom session is in, which region a consultation slot covers, what the user typed when
+asked for a city or region). Places flagged `schedule: true` are the ones schedules may name:
+sessions by a city's `en` name, consultation slots by a province's `en` name (its region).
+"""
 from __future__ import annotations
 
 import re
@@ -9,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from i18n import normalise
 
 PLACES_FILE = Path(__file__).resolve().parent.parent / "data" / "places.yml"
 
@@ -73,6 +81,7 @@ class Places:
         # at equal length a city beats a province beats a country (Shanghai the city).
         names.sort(key=lambda n: (-len(n.text), _KINDS.index(n.kind)))
         self._names = names
+        self._scheduled_names = [n for n in names if self.data[n.kind][n.key].get("schedule")]
 
     def name(self, kind: str, key: str | None, lang: str) -> str | None:
         if not key:
@@ -88,11 +97,11 @@ class Places:
             return Place(self.data["provinces"][key]["country"], key)
         return Place(key)
 
-    def _matches(self, text: str) -> list[tuple[int, _Name]]:
+    def _matches(self, text: str, scheduled: bool = False) -> list[tuple[int, _Name]]:
         norm = _norm(text)
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, _Name]] = []
-        for name in self._names:
+        for name in self._scheduled_names if scheduled else self._names:
             if name.text.isascii():
                 pattern = rf"(?<![a-z]){re.escape(name.text)}(?![a-z])"
             else:
@@ -104,17 +113,17 @@ class Places:
                     found.append((start, name))
         return sorted(found, key=lambda item: item[0])
 
-    def find(self, text: str, *, answer: bool) -> Place | None:
+    def find(self, text: str, *, answer: bool, scheduled: bool = False) -> Place | None:
         """The most specific known place in `text`.
 
         `answer`: the message answers "where is the factory?", so a bare country counts; in
         other messages a country needs a cue ("in Viet Nam", "在越南") because it may be a market
-        ("we export to Germany").
+        ("we export to Germany"). `scheduled`: only places flagged `schedule: true`.
         """
         norm = _norm(text)
         best: Place | None = None
         best_rank = len(_KINDS)
-        for start, name in self._matches(text):
+        for start, name in self._matches(text, scheduled):
             if (name.kind == "countries" and not answer and not _COUNTRY_CUE.search(norm[:start])
                     and not _COUNTRY_CUE_AFTER.match(norm[start + len(name.text):])):
                 continue
@@ -139,6 +148,8 @@ def _validate(data: Any, source: str) -> dict[str, Any]:
                     raise PlacesError(f"{where}: '{lang}' name is missing")
             if not isinstance(entry.get("aliases", []), list):
                 raise PlacesError(f"{where}: 'aliases' must be a list")
+            if not isinstance(entry.get("schedule", False), bool):
+                raise PlacesError(f"{where}: 'schedule' must be true or false")
     for key, entry in data["provinces"].items():
         if entry.get("country") not in data["countries"]:
             raise PlacesError(f"{source}: provinces.{key}: unknown country {entry.get('country')!r}")
@@ -159,3 +170,57 @@ def load_places(path: Path = PLACES_FILE) -> Places:
 @lru_cache(maxsize=1)
 def places() -> Places:
     return load_places()
+
+
+# --- the schedules' view: places by their English name ---------------------------------------
+# Sessions name a city, consultation slots a region (a province), by the `en` name.
+CITIES, REGIONS = "cities", "regions"
+_SCHEDULE_KINDS = {CITIES: "cities", REGIONS: "provinces"}
+
+
+@lru_cache(maxsize=2)
+def scheduled(section: str) -> dict[str, dict[str, Any]]:
+    """The places schedules may name in `section` (cities | regions), by English name."""
+    data = places().data
+    return {str(entry["en"]): entry for entry in data[_SCHEDULE_KINDS[section]].values()
+            if entry.get("schedule")}
+
+
+def canonical_place(text: str | None) -> str | None:
+    """'东莞', 'dongguan', 'Dongguan 市', '我在深圳' -> 'Dongguan' (the most specific place
+    schedules may name, by its English name); None when there is none."""
+    if not text:
+        return None
+    place = places().find(text, answer=True, scheduled=True)
+    if place is None:
+        return None
+    kind, key = ("cities", place.city) if place.city else ("provinces", place.province)
+    return str(places().data[kind][key]["en"]) if key else None
+
+
+def region_of(place: str) -> str:
+    """The region (province) a city is in; a region is its own."""
+    name = canonical_place(place) or place
+    if name in scheduled(REGIONS):
+        return name
+    city = scheduled(CITIES).get(name)
+    return str(places().data["provinces"][city["province"]]["en"]) if city else name
+
+
+def cities_in(place: str) -> list[str]:
+    """The cities a place stands for: a city itself, or every scheduled city of a region."""
+    name = canonical_place(place) or place
+    cities = scheduled(CITIES)
+    if name in cities:  # Shanghai and Chongqing are both a city and a region
+        return [name]
+    provinces = places().data["provinces"]
+    return [city for city, entry in cities.items()
+            if provinces[entry["province"]]["en"] == name] or [name]
+
+
+def place_name(name: str, lang: str | None) -> str:
+    """A city's or region's name (its English name, as schedules store it) in `lang`."""
+    entry = scheduled(CITIES).get(name) or scheduled(REGIONS).get(name)
+    if entry and normalise(lang) == "zh":
+        return str(entry["zh"])
+    return name

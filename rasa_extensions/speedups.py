@@ -1,4 +1,6 @@
-"""`python -m stack.rasa_main run ...`: Rasa's own command line, with two speed-ups applied first.
+"""The Rasa server's speed-ups: each function patches one thing in Rasa 3.6.21 and is applied by
+rasa_extensions.patches (only on that Rasa version; SCORE_RASA_SPEEDUPS=0 turns them all off).
+Measured gains and the table patch -> Rasa symbol -> test -> switch: docs/performance.md.
 
 Profiling the Rasa server under load (py-spy, see docs/performance.md) showed about half of its
 busy CPU in jsonschema: every `POST /conversations/<id>/tracker/events` (the gateway's slot
@@ -20,14 +22,14 @@ its variables, then loads the trained weights over them; that step is traced int
 graph that stays in memory: 530 of the Rasa server's 1,090 MB. The step now runs eagerly (no
 graph); the weights loaded over it, and so every prediction, are the same (a test compares
 them on the held-out questions).
-SCORE_RASA_SPEEDUPS=0 turns all of these off.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
 
 import json
-import os
-import sys
+import logging
+
+logger = logging.getLogger(__name__)
 
 
 def action_response_check(spec):
@@ -43,7 +45,12 @@ def action_response_check(spec):
     """
     import copy
 
-    import fastjsonschema
+    try:
+        import fastjsonschema  # rasa_extensions/requirements.txt; without it: jsonschema, as Rasa
+    except ImportError:
+        logger.warning("rasa_extensions: fastjsonschema is not installed (rasa_extensions/requirements.txt): "
+                       "action server responses are checked by jsonschema only")
+        return None
     from rasa.shared.utils.schemas.events import EVENT_SCHEMA
 
     if spec.get("properties", {}).get("events") != {"type": "array", "items": EVENT_SCHEMA}:
@@ -165,47 +172,6 @@ def payloads_without_nlu() -> None:
     MessageProcessor._parse_message_with_graph = parse_message_with_graph
 
 
-def keep_alive_action_calls() -> None:
-    import asyncio
-
-    from rasa.utils.endpoints import EndpointConfig
-
-    original = EndpointConfig.session
-    shared: dict[tuple[int, int], tuple[object, object]] = {}  # (endpoint, loop) -> (endpoint, session)
-
-    class Borrowed:
-        """`async with` on a shared session: Rasa's request() closes what it gets."""
-
-        def __init__(self, session) -> None:
-            self.session = session
-
-        async def __aenter__(self):
-            return self.session
-
-        async def __aexit__(self, *exc_info) -> bool:
-            return False
-
-    def session(self):
-        # Rasa opens a new aiohttp session, so a new connection, for every action call.
-        # One session per endpoint (and event loop) keeps the connection to the action
-        # server alive between calls. Its idle connections close after 15 s (aiohttp's
-        # default), before rasa-sdk's own 120 s keep-alive timeout can cut one in use.
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return original(self)
-        key = (id(self), id(loop))
-        entry = shared.get(key)
-        if entry is None or entry[0] is not self or entry[1].closed:
-            if len(shared) >= 64:
-                return original(self)  # endpoints made per call: don't hoard sessions
-            entry = (self, original(self))
-            shared[key] = entry
-        return Borrowed(entry[1])
-
-    EndpointConfig.session = session
-
-
 def lean_model_loading() -> None:
     import tensorflow as tf
     from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
@@ -233,21 +199,3 @@ def lean_model_loading() -> None:
         return model
 
     RasaModel.load = classmethod(load)
-
-
-def main() -> None:
-    if os.environ.get("SCORE_RASA_SPEEDUPS", "1") != "0":
-        cache_jsonschema_validators()
-        sqlite_wal()
-        sqlite_connection_pool()
-        payloads_without_nlu()
-        lean_model_loading()
-        keep_alive_action_calls()
-    from rasa.__main__ import main as rasa_main
-
-    sys.argv[0] = "rasa"
-    rasa_main()
-
-
-if __name__ == "__main__":
-    main()

@@ -22,6 +22,11 @@ with the two things the gateway used to ask for in extra HTTP calls, now in the 
 
 Response: `{"messages": [...as the REST channel...], "intent": {"name": ..., "confidence": ...},
 "reset": bool, "action_failed": str | null}`.
+
+The language slot, the intent, the reset and `action_failed` come from a hook on Rasa's
+MessageProcessor and RemoteAction (`install_processor_hook`), installed by
+rasa_extensions.patches before Rasa starts (`python -m rasa_extensions run`), only on the pinned
+Rasa version; without it the channel answers as Rasa's REST channel does, with no intent.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
@@ -153,7 +158,12 @@ class GatewayInput(RestInput):
         return "gateway"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        install_processor_hook()
+        if not getattr(MessageProcessor, "_gateway_hook", False):
+            structlogger.warning(
+                "gateway.processor_hook.missing",
+                event_info="no language slot, intent, reset or action_failed in the answers: "
+                           "start Rasa with `python -m rasa_extensions run` (pinned Rasa version)",
+            )
         webhook = Blueprint("gateway_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])

@@ -1,5 +1,5 @@
 """Rasa's Redis lock store, made safe for several Rasa servers. Loaded inside the Rasa server
-(endpoints.yml `lock_store: type: stack.rasa_lock_store.AtomicRedisLockStore`); imports Rasa.
+(endpoints.yml `lock_store: type: rasa_extensions.lock_store.AtomicRedisLockStore`); imports Rasa.
 
 Rasa 3.6's RedisLockStore keeps a conversation's ticket queue in one Redis value and changes
 it by read, modify, write (issue a ticket, drop a served or expired one, delete the lock). Two
