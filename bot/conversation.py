@@ -9,7 +9,7 @@ them the same way.
 Whatever happens inside Rasa, one user message gets at most MAX_REPLIES bot messages: a
 repeated message is dropped and the rest cut, with an error in the log (a dialogue that
 repeats itself is a bug to fix, not something to show the user). A turn that tripped Rasa's
-circuit breaker comes back with `reset` (stack/rasa_channel.py has reset the dialogue): the
+circuit breaker comes back with `reset` (rasa_extensions/gateway_channel.py has reset the dialogue): the
 user gets one short apology instead of what the looping turn said.
 
 Nothing the user sent is dropped when Rasa is unreachable (restarting, overloaded): the turn

@@ -1,4 +1,4 @@
-"""Talks to the Rasa server over HTTP: the gateway channel for messages (stack/rasa_channel.py:
+"""Talks to the Rasa server over HTTP: the gateway channel for messages (rasa_extensions/gateway_channel.py:
 the language goes as metadata, the intent comes back with the answer), the HTTP API for /forget."""
 from __future__ import annotations
 
