@@ -1,33 +1,13 @@
 """Engine and session factory, chosen by DATABASE_URL (embedded SQLite by default)."""
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_dir() -> Path:
-    """Folder for the embedded database and other local state (DATA_DIR, default ./var)."""
-    path = Path(os.environ.get("DATA_DIR", PROJECT_ROOT / "var"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def default_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if url:
-        # Accept the common postgres:// spellings and use psycopg 3.
-        for prefix in ("postgres://", "postgresql://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
-        return url
-    return f"sqlite:///{data_dir() / 'assistant.db'}"
+from store.settings import PROJECT_ROOT, data_dir, default_database_url  # noqa: F401
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

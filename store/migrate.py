@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from store.settings import default_database_url
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -22,8 +24,6 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def main() -> None:
-    from store.db import default_database_url
-
     url = sys.argv[1] if len(sys.argv) > 1 else default_database_url()
     upgrade(url)
     print(f"store schema is up to date ({url.split('@')[-1]})")
