@@ -20,6 +20,7 @@ from store.models import (
     WaitlistEntry,
     utcnow,
 )
+from store.transactions import transaction
 
 CHANNEL_PREFIXES = {"telegram": "tg", "local": "local", "rest": "rest"}
 
@@ -106,16 +107,6 @@ def _upsert(
     return user
 
 
-def _retrying_on_conflict(fn):
-    """Two gateways may create the same user at once: the loser retries and finds the row."""
-    for _attempt in range(2):
-        try:
-            return fn()
-        except IntegrityError:
-            continue
-    raise RuntimeError("could not create the user")
-
-
 def upsert_user(
     db: Database,
     channel: str,
@@ -127,13 +118,13 @@ def upsert_user(
     telegram_language_code: str | None = None,
     default_language: str = "en",
 ) -> UserView:
-    def run() -> UserView:
-        with db.session() as session:
-            return _view(_upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
-                                 username=username, telegram_language_code=telegram_language_code,
-                                 default_language=default_language))
+    # Two gateways may create the same user at once: the loser retries and finds the row.
+    def run(session: Session) -> UserView:
+        return _view(_upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
+                             username=username, telegram_language_code=telegram_language_code,
+                             default_language=default_language))
 
-    return _retrying_on_conflict(run)
+    return transaction(db, run)
 
 
 def start_turn(
@@ -153,19 +144,18 @@ def start_turn(
     `decide_language(current, chosen)` gives (chosen: the user picked it with /language or a
     language button), write the user's message to the transcript."""
 
-    def run() -> tuple[UserView, int]:
-        with db.session() as session:
-            user = _upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
-                           username=username, telegram_language_code=telegram_language_code,
-                           default_language=default_language)
-            user.language = decide_language(user.language, user.language_chosen)
-            line = TranscriptLine(user_id=user.id, chat_id=chat_id, direction="in", text=text,
-                                  language=user.language)
-            session.add(line)
-            session.flush()
-            return _view(user), line.id
+    def run(session: Session) -> tuple[UserView, int]:
+        user = _upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
+                       username=username, telegram_language_code=telegram_language_code,
+                       default_language=default_language)
+        user.language = decide_language(user.language, user.language_chosen)
+        line = TranscriptLine(user_id=user.id, chat_id=chat_id, direction="in", text=text,
+                              language=user.language)
+        session.add(line)
+        session.flush()
+        return _view(user), line.id
 
-    return _retrying_on_conflict(run)
+    return transaction(db, run)
 
 
 def record_lines(

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from store.conversations import channel_of, ensure_user_in_session, user_by_sender
 from store.db import Database
 from store.models import Enquiry, User
+from store.transactions import transaction
 
 
 @dataclass(frozen=True)
@@ -33,35 +34,34 @@ class EnquiryRecord:
 
 
 def save_enquiry(db: Database, record: EnquiryRecord) -> int:
-    """Store a completed check for the conversation's user (created if new); returns its id."""
-    for _attempt in range(2):  # the gateway may create the same user at the same moment
-        try:
-            with db.session() as session:
-                user = ensure_user_in_session(session, record.sender_id)
-                enquiry = Enquiry(
-                    user_id=user.id,
-                    employees_low=record.employees_low,
-                    employees_high=record.employees_high,
-                    sector=record.sector,
-                    sector_kind=(record.sector_kind or None) and record.sector_kind[:100],
-                    country=record.country,
-                    province=record.province,
-                    city=record.city,
-                    supplies_brands=record.supplies_brands,
-                    can_commit=record.can_commit,
-                    outcome=record.outcome,
-                    reason=record.reason,
-                    answers=record.answers,
-                    language=record.language,
-                    channel=channel_of(record.sender_id),
-                    consent=False,
-                )
-                session.add(enquiry)
-                session.flush()
-                return enquiry.id
-        except IntegrityError:
-            continue
-    raise RuntimeError(f"could not store the enquiry of {record.sender_id}")
+    """Store a completed check for the conversation's user (created if new); returns its id.
+    The gateway may create the same user at the same moment: the transaction is retried."""
+
+    def work(session: Session) -> int:
+        user = ensure_user_in_session(session, record.sender_id)
+        enquiry = Enquiry(
+            user_id=user.id,
+            employees_low=record.employees_low,
+            employees_high=record.employees_high,
+            sector=record.sector,
+            sector_kind=(record.sector_kind or None) and record.sector_kind[:100],
+            country=record.country,
+            province=record.province,
+            city=record.city,
+            supplies_brands=record.supplies_brands,
+            can_commit=record.can_commit,
+            outcome=record.outcome,
+            reason=record.reason,
+            answers=record.answers,
+            language=record.language,
+            channel=channel_of(record.sender_id),
+            consent=False,
+        )
+        session.add(enquiry)
+        session.flush()
+        return enquiry.id
+
+    return transaction(db, work)
 
 
 def add_contact(
