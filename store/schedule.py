@@ -1,4 +1,5 @@
-"""Schedules: how sessions are shown, and the staff CSV import (places: store/places.py).
+"""Schedules: the staff CSV import of classroom sessions and consultation slots (places:
+store/places.py; how an offer is shown: store/offers.py).
 
     python -m store.schedule import-sessions data/schedule/sessions.csv
     python -m store.schedule import-slots data/schedule/slots.csv
@@ -23,15 +24,25 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 
-from i18n import normalise, t
 from store.db import PROJECT_ROOT, Database
 from store.models import ClassroomSession, ConsultationSlot
-# The place functions stay importable from here (store.booking, the console and the actions
+# The wording of offers lives with Offer in store/offers.py; importable from here too, for
+# the actions that read it as schedule.<name>.
+from store.offers import (  # noqa: F401
+    format_date,
+    format_time,
+    local,
+    module_title,
+    notification_payload,
+    offer_line,
+    offer_values,
+)
+# The place functions stay importable from here (the console and the actions
 # call schedule.place_name etc.); they live with the one gazetteer in store/places.py.
 from store.places import (  # noqa: F401
     CITIES,
@@ -43,79 +54,10 @@ from store.places import (  # noqa: F401
     scheduled,
 )
 
-if TYPE_CHECKING:
-    from store.booking import Offer
-
 SCHEDULE_DIR = PROJECT_ROOT / "data" / "schedule"
 SAMPLE_SESSIONS = SCHEDULE_DIR / "sessions.csv"
 SAMPLE_SLOTS = SCHEDULE_DIR / "slots.csv"
 MODULES = (1, 2, 3, 4, 5)
-
-# --- showing dates ---------------------------------------------------------------------------
-
-
-def local(when: dt.datetime, timezone: str) -> dt.datetime:
-    return when.astimezone(ZoneInfo(timezone))
-
-
-def format_date(when: dt.datetime, timezone: str, lang: str | None) -> str:
-    """'12 Jan 2027 (Tue)' / '2027年1月12日（周二）', in the session's local time."""
-    day = local(when, timezone)
-    months = t("booking_month_names", lang).split(",")
-    weekdays = t("booking_weekday_names", lang).split(",")
-    return t("booking_date_format", lang, day=day.day, month=months[day.month - 1],
-             month_number=day.month, year=day.year, weekday=weekdays[day.weekday()])
-
-
-def format_time(when: dt.datetime, timezone: str) -> str:
-    return local(when, timezone).strftime("%H:%M")
-
-
-def module_title(module: int, lang: str | None) -> str:
-    return t(f"booking_module_{module}", lang)
-
-
-def offer_line(offer: Offer, lang: str | None) -> str:
-    """One line for a date button: '12 Jan 2027 (Tue), Dongguan, 3 seats left', or
-    '14 Dec 2026 (Mon) 09:30, Guangdong, with Chen Jing' (a visit names its expert, so two
-    experts free at the same hour are two different buttons)."""
-    date = format_date(offer.starts_at, offer.timezone, lang)
-    place = place_name(offer.place, lang)
-    if offer.kind == "consultation":
-        return t("booking_slot_line", lang, date=date, expert=offer.detail,
-                 time=format_time(offer.starts_at, offer.timezone), place=place)
-    key = "booking_session_line_one" if offer.seats_left == 1 else "booking_session_line"
-    if offer.seats_left == 0:
-        key = "booking_session_line_full"
-    return t(key, lang, date=date, place=place, seats=offer.seats_left)
-
-
-def offer_values(offer: Offer, lang: str | None) -> dict[str, Any]:
-    """Placeholders describing an offer, localised: for summaries and notifications."""
-    return {
-        "module": module_title(offer.module, lang),
-        "date": format_date(offer.starts_at, offer.timezone, lang),
-        "time": format_time(offer.starts_at, offer.timezone),
-        "end_date": format_date(offer.ends_at, offer.timezone, lang),
-        "end_time": format_time(offer.ends_at, offer.timezone),
-        "place": place_name(offer.place, lang),
-        "detail": offer.detail_zh if offer.detail_zh and normalise(lang) == "zh" else offer.detail,
-    }
-
-
-def notification_payload(text_key: str, lang: str | None, offer: Offer, *, reference: str,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A Notification payload (format: store/notifications.py) about a booked offer."""
-    lang = normalise(lang)
-    values = {**offer_values(offer, lang), "reference": reference, **(extra or {})}
-    return {
-        "text_key": text_key,
-        "language": lang,
-        "values": values,
-        "buttons": [{"title": t("booking_button_my_bookings", lang), "payload": "/my_bookings"}],
-        "booking_reference": reference,
-    }
-
 
 # --- CSV import ------------------------------------------------------------------------------
 

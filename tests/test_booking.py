@@ -348,15 +348,33 @@ def test_reschedule_promotes_the_waitlist_of_the_old_session(db):
     assert seats_taken(db, old) == confirmed_count(db, old) == 1
 
 
-def test_reschedule_consultation(db):
+def _visit_booked(db) -> tuple[int, str, int, int]:
+    """A factory with its classroom seat and a visit booked in slot A; slot B is free.
+    Returns (user, the visit's reference, slot A, slot B)."""
     session = add_session(db)
     slot_a = add_slot(db, starts_at=FUTURE + 10 * DAY)
     slot_b = add_slot(db, starts_at=FUTURE + 12 * DAY)
     (user,) = add_users(db, 1)
     booking.book_classroom(db, user, session)
     ref = booking.book_consultation(db, user, slot_a).booking.reference
+    return user, ref, slot_a, slot_b
+
+
+def test_reschedule_consultation(db):
+    user, ref, slot_a, slot_b = _visit_booked(db)
     assert booking.reschedule_booking(db, user, ref, slot_b).outcome == "booked"
     assert [o.id for o in booking.available_slots(db, 1)] == [slot_a]
+
+
+def test_reschedule_consultation_onto_a_slot_the_factory_holds(db):
+    # One path reschedules both kinds: a slot the factory already holds with another booking
+    # is `already_booked`, as for a classroom session, and both bookings stay as they were.
+    user, ref, slot_a, slot_b = _visit_booked(db)
+    booking.book_consultation(db, user, slot_b)
+    result = booking.reschedule_booking(db, user, ref, slot_b)
+    assert result.outcome == "already_booked" and result.booking.offer.id == slot_a
+    visits = [b.offer.id for b in booking.my_bookings(db, user) if b.kind == "consultation"]
+    assert sorted(visits) == sorted([slot_a, slot_b])
 
 
 # --- reminders ------------------------------------------------------------------------------
@@ -395,3 +413,4 @@ def test_user_for_sender_creates_once(db):
         from store.models import User
         user = s.get(User, first)
         assert (user.channel, user.external_id) == ("telegram", "12345")
+
