@@ -28,8 +28,11 @@ Deliver = Callable[[User, str, list[Button]], Awaitable[bool]]
 
 
 class Notifier:
-    def __init__(self, service: ConversationService, deliver: Deliver, handoff=None, interval: float = 5.0) -> None:
+    def __init__(self, service: ConversationService, deliver: Deliver, handoff=None, interval: float = 5.0,
+                 channels: tuple[str, ...] | None = None, exclude_channels: tuple[str, ...] = ()) -> None:
         self.service = service
+        # Whose rows this notifier claims (store.notifications.claim_due): each channel its own.
+        self.channels, self.exclude_channels = channels, exclude_channels
         self.deliver = deliver
         self.handoff = handoff
         self.interval = interval
@@ -39,7 +42,8 @@ class Notifier:
 
     async def run_once(self) -> int:
         db = self.service.db
-        claimed = await asyncio.to_thread(notifications.claim_due, db, self.worker)
+        claimed = await asyncio.to_thread(notifications.claim_due, db, self.worker,
+                                          channels=self.channels, exclude_channels=self.exclude_channels)
         for row in claimed:
             try:
                 done = await self.send(row)
@@ -126,8 +130,13 @@ def telegram_deliver(application: Application) -> Deliver:
     return deliver
 
 
+# Channels whose own gateway sends their users' notifications (python -m bot.wechat).
+OWN_GATEWAY_CHANNELS = ("wechat",)
+
+
 def start_notifier(application: Application, service: ConversationService, settings, handoff) -> None:
-    notifier = Notifier(service, telegram_deliver(application), handoff, settings.notification_interval)
+    notifier = Notifier(service, telegram_deliver(application), handoff, settings.notification_interval,
+                        exclude_channels=OWN_GATEWAY_CHANNELS)
     application.bot_data["notifier"] = notifier
     if handoff:
         handoff.notifier = notifier

@@ -30,7 +30,10 @@ from sqlalchemy.orm import Session
 
 from i18n import t
 from store.db import Database
-from store.models import Notification, utcnow
+from store.models import Notification, User, utcnow
+
+# Alerts for staff (the staff group), whatever channel the user is on.
+STAFF_KINDS = ("handoff_opened",)
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
 
@@ -96,6 +99,8 @@ def claim_due(
     now: dt.datetime | None = None,
     limit: int = 50,
     reclaim_after: dt.timedelta = DEFAULT_RECLAIM_AFTER,
+    channels: tuple[str, ...] | None = None,
+    exclude_channels: tuple[str, ...] = (),
 ) -> list[ClaimedNotification]:
     """Claim up to `limit` due, unsent rows for `worker`; no two workers get the same row.
 
@@ -103,18 +108,28 @@ def claim_due(
     skips them instead of waiting (and, after our commit, no longer sees them as unclaimed).
     SQLite: every transaction starts with BEGIN IMMEDIATE (store.db), so claimers run one
     after another and the second sees the first's claims. The FOR UPDATE clause is ignored.
+
+    Each channel's gateway sends to its own users: `channels` claims only rows for users of
+    those channels (no staff alerts); `exclude_channels` leaves their users' rows to their
+    gateway (staff alerts are still claimed, since the staff group is the same for every channel).
     """
     now = now or utcnow()
     stale = now - reclaim_after
+    query = (
+        select(Notification)
+        .where(Notification.sent_at.is_(None))
+        .where(Notification.due_at <= now)
+        .where(or_(Notification.claimed_at.is_(None), Notification.claimed_at < stale))
+    )
+    channel = select(User.channel).where(User.id == Notification.user_id).scalar_subquery()
+    if channels is not None:
+        query = query.where(Notification.kind.not_in(STAFF_KINDS), channel.in_(channels))
+    if exclude_channels:
+        query = query.where(or_(Notification.kind.in_(STAFF_KINDS), Notification.user_id.is_(None),
+                                channel.not_in(exclude_channels)))
     with db.session() as session:
         rows = session.scalars(
-            select(Notification)
-            .where(Notification.sent_at.is_(None))
-            .where(Notification.due_at <= now)
-            .where(or_(Notification.claimed_at.is_(None), Notification.claimed_at < stale))
-            .order_by(Notification.due_at, Notification.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            query.order_by(Notification.due_at, Notification.id).limit(limit).with_for_update(skip_locked=True)
         ).all()
         claimed = []
         for row in rows:

@@ -1,0 +1,3 @@
+from bot.wechat.app import main
+
+main()
