@@ -178,10 +178,11 @@ class WeChatChannel:
             return await self.service.handle(self.incoming(message, text))
         if kind == "voice":
             # With speech recognition on (the account's settings), WeChat sends the words.
-            text = str(message.get("Recognition") or "").strip().rstrip("。.！!")
+            text = str(message.get("Recognition") or "").strip()
             if not text:
                 return await self.say(message, "wechat_voice_unrecognised")
-            return await self.service.handle(self.incoming(message, text))
+            # the transcript shows staff it was spoken (recognition can mishear)
+            return await self.service.handle(self.incoming(message, text, shown_text=f"🎤 {text}"))
         if kind == "location":
             return await self.say(message, "location_received")
         if kind == "event":
