@@ -111,6 +111,20 @@ def start_gateway(settings: StackSettings) -> Server:
     return Server("gateway", process, None, own_group=False)
 
 
+# The WeChat channel runs when its account is configured (bot/wechat/settings.py, README).
+WECHAT_REQUIRED = ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET")
+
+
+def wechat_configured(env: dict[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    return all(env.get(name, "").strip() for name in WECHAT_REQUIRED)
+
+
+def start_wechat(settings: StackSettings) -> Server:
+    """The WeChat Official Account channel (python -m bot.wechat), logging to its own file."""
+    return _start("wechat", [str(APP_PYTHON), "-m", "bot.wechat"], app_env(settings), settings)
+
+
 def start_action_server(settings: StackSettings) -> Server:
     return _start(
         "action-server",

@@ -62,6 +62,9 @@ def main() -> None:
         else:
             # The gateway's /quit (local chat) exits with 0 and stops the stack; a crash restarts it.
             supervisor.add("gateway", lambda: processes.start_gateway(settings), clean_exit_stops=True)
+            if processes.wechat_configured():
+                print(f"==> WeChat channel on (log: {settings.run_dir / 'logs' / 'wechat.log'})", flush=True)
+                supervisor.add("WeChat channel", lambda: processes.start_wechat(settings))
         supervisor.run()  # restarts what exits; StackError after repeated failures
     except KeyboardInterrupt:
         pass

@@ -254,3 +254,13 @@ def test_each_gateway_claims_its_own_channels_notifications(sqlite_db):
     telegram = notifications.claim_due(sqlite_db, "tg-worker", exclude_channels=("wechat",))
     # the WeChat user's handoff alert goes to the staff group, from the Telegram gateway
     assert sorted((n.kind, n.user_id) for n in telegram) == [("handoff_opened", wx.id), ("staff_reply", tg.id)]
+
+
+def test_the_launcher_runs_the_channel_only_when_configured():
+    from stack import processes
+
+    full = {"WECHAT_TOKEN": "t", "WECHAT_APP_ID": "wx1", "WECHAT_APP_SECRET": "s"}
+    assert processes.wechat_configured(full)
+    assert not processes.wechat_configured({**full, "WECHAT_APP_SECRET": " "})
+    assert not processes.wechat_configured({})
+    assert WeChatSettings(token="t", app_id="wx1", app_secret="").missing() == ["WECHAT_APP_SECRET"]
