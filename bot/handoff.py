@@ -16,6 +16,7 @@ import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.settings import BotSettings
 from store import conversations, handoff as handoffs
+from bot.notifier import OWN_GATEWAY_CHANNELS
 
 logger = logging.getLogger(__name__)
 CLAIM_PREFIX = "claim:"
@@ -123,7 +124,9 @@ class HandoffRelay:
             await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
             return
         view = await self._find(update)
-        if view is None or view.status == "resolved" or view.chat_id is None:
+        # A user with no Telegram chat is reachable only on a channel with its own sender (WeChat).
+        if view is None or view.status == "resolved" or (
+                view.chat_id is None and conversations.channel_of(view.sender_id) not in OWN_GATEWAY_CHANNELS):
             return
         # The same path as a console reply: a transcript line and a notification the
         # notifier sends at once; answering a waiting handoff claims it.

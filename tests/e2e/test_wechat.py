@@ -171,3 +171,27 @@ async def test_staff_reply_reaches_the_wechat_user_on_wechat(stack):
         assert len(api.to(chat.openid)) == before
         await asyncio.to_thread(handoffs.resolve_as, stack.db, handoff.id, "anna")
         await api.wait_for(lambda: len(api.to(chat.openid)) > before, 15)  # "the assistant is back"
+
+
+async def test_staff_group_sees_a_wechat_handoff_and_its_reply_reaches_wechat(stack, gateway):
+    """The Telegram gateway (fake Bot API, staff group) and the WeChat channel on one store."""
+    from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_USER_ID
+
+    bot_api = gateway.api
+    async with wechat_channel(stack) as (channel, api, users):
+        chat = WeChatChat(channel, api, users, "oWx-group-1")
+        await chat._answer(await users.event(chat.openid, "subscribe"))
+        await chat.say("SCORE是什么？")
+        assert any(i18n.t("handoff_started", "zh") in text for text in await chat.say("/human"))
+        # the alert comes from the Telegram gateway's notifier, like any channel's
+        await bot_api.wait_for(lambda: any("SCORE是什么" in t and "Handoff #" in t
+                                           for t in bot_api.texts(STAFF_CHAT_ID)), 20)
+        alert = bot_api.last_with_buttons(STAFF_CHAT_ID)
+        bot_api.push({"message": bot_api.message(STAFF_USER_ID, "您好，模块一的费用我稍后发给您。", chat_id=STAFF_CHAT_ID,
+                                                 chat_type="supergroup", reply_to=alert, first_name="Wang")})
+        await api.wait_for(lambda: "您好，模块一的费用我稍后发给您。" in api.texts(chat.openid), 20)
+        bot_api.push({"message": bot_api.message(STAFF_USER_ID, "/resume", chat_id=STAFF_CHAT_ID,
+                                                 chat_type="supergroup", reply_to=alert)})
+        await api.wait_for(lambda: i18n.t("handoff_resumed", "zh") in api.texts(chat.openid), 20)
+    # nothing for the WeChat user went to Telegram
+    assert not any(str(c.params.get("chat_id")) == "None" for c in bot_api.calls if c.method == "sendMessage")
