@@ -26,7 +26,7 @@ import uvicorn
 
 
 @contextlib.asynccontextmanager
-async def channel_on(db, aes_key: str = "", buttons: str = "menu"):
+async def channel_on(db, aes_key: str = "", buttons: str = "menu", rate: int = 5, rate_window: float = 3.0):
     """The channel's own server against the fake WeChat API; Rasa is not running (port closed),
     so only turns that need no Rasa are used here."""
     api = FakeWeChatApi()
@@ -35,7 +35,7 @@ async def channel_on(db, aes_key: str = "", buttons: str = "menu"):
                               api_base_url=api.base_url, port=free_port(), path="wechat", buttons=buttons)
     rasa = RasaClient(f"http://127.0.0.1:{free_port()}", "t", 1.0)
     client = WeChatApi(api.base_url, APP_ID, APP_SECRET)
-    channel = WeChatChannel(ConversationService(db, rasa, hold_window=0.5), client, settings)
+    channel = WeChatChannel(ConversationService(db, rasa, hold_window=0.5), client, settings, rate, rate_window)
     server = uvicorn.Server(uvicorn.Config(channel.app, host="127.0.0.1", port=settings.port,
                                            log_level="warning", lifespan="off"))
     serving = asyncio.create_task(server.serve())
@@ -264,3 +264,15 @@ def test_the_launcher_runs_the_channel_only_when_configured():
     assert not processes.wechat_configured({**full, "WECHAT_APP_SECRET": " "})
     assert not processes.wechat_configured({})
     assert WeChatSettings(token="t", app_id="wx1", app_secret="").missing() == ["WECHAT_APP_SECRET"]
+
+
+async def test_a_users_messages_are_answered_in_order_and_a_flood_is_slowed(sqlite_db):
+    async with channel_on(sqlite_db, rate=2, rate_window=1.0) as (channel, api, users):
+        started = asyncio.get_running_loop().time()
+        for kind in ("image", "location", "image", "location"):
+            await users.other("o-flood", kind)
+        await channel.drain()
+        took = asyncio.get_running_loop().time() - started
+        non_text, location = i18n.t("non_text", "zh"), i18n.t("location_received", "zh")
+        assert api.texts("o-flood") == [non_text, location, non_text, location]
+        assert took >= 0.9  # the 3rd and 4th waited for the window

@@ -27,7 +27,7 @@ async def running_channel(settings: WeChatSettings, bot_settings: BotSettings, d
     rasa = RasaClient(bot_settings.rasa_url, bot_settings.rasa_token, bot_settings.rasa_timeout)
     api = WeChatApi(settings.api_base_url, settings.app_id, settings.app_secret)
     service = ConversationService(db or get_database(), rasa, bot_settings.rasa_hold_window)
-    channel = WeChatChannel(service, api, settings)
+    channel = WeChatChannel(service, api, settings, bot_settings.chat_rate, bot_settings.chat_rate_window)
     config = uvicorn.Config(channel.app, host=settings.listen, port=settings.port, log_level="warning",
                             lifespan="off", access_log=False)
     server = uvicorn.Server(config)

@@ -28,7 +28,8 @@ from wechatpy.utils import check_signature
 
 import i18n
 from bot import store_faults
-from bot.conversation import ConversationService, Incoming, TurnResult
+from bot.conversation import ConversationService, Incoming, PerUserLocks, TurnResult
+from bot.processor import ChatRateLimit
 from bot.rasa_client import Button, Reply
 from bot.wechat.api import WeChatApi, WeChatApiError
 from bot.wechat.rendering import Menus, to_messages
@@ -44,8 +45,13 @@ NON_TEXT = {"image", "video", "shortvideo", "file", "link", "music", "news"}
 
 
 class WeChatChannel:
-    def __init__(self, service: ConversationService, api: WeChatApi, settings: WeChatSettings) -> None:
+    def __init__(self, service: ConversationService, api: WeChatApi, settings: WeChatSettings,
+                 rate: int = 5, rate_window: float = 3.0) -> None:
         self.service = service
+        # One message per user at a time, answers included, in arrival order; a flood is slowed
+        # (CHAT_RATE_LIMIT per CHAT_RATE_WINDOW, as on Telegram).
+        self._users = PerUserLocks()
+        self.limit = ChatRateLimit(rate, rate_window)
         self.api = api
         self.settings = settings
         self.crypto = WeChatCrypto(settings.token, settings.aes_key, settings.app_id) if settings.aes_key else None
@@ -142,6 +148,13 @@ class WeChatChannel:
 
     async def _turn(self, message: dict[str, Any]) -> None:
         openid = str(message["FromUserName"])
+        async with await self._users((CHANNEL, openid)):
+            wait = self.limit.delay(openid)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._answer(message, openid)
+
+    async def _answer(self, message: dict[str, Any], openid: str) -> None:
         try:
             result = await self.dispatch(message)
             if result is not None and not result.paused:
