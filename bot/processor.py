@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from typing import Any
 
 from telegram import Update
@@ -18,9 +18,9 @@ class ChatRateLimit:
     def __init__(self, rate: int, window: float) -> None:
         self.rate = rate
         self.window = window
-        self._times: dict[int, deque[float]] = defaultdict(deque)
+        self._times: dict[Hashable, deque[float]] = defaultdict(deque)
 
-    def delay(self, chat_id: int) -> float:
+    def delay(self, chat_id: Hashable) -> float:
         now = time.monotonic()
         times = self._times[chat_id]
         while times and now - times[0] >= self.window:

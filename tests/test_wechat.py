@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 
-import httpx
-import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+import uvicorn
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import i18n
 from bot.conversation import ConversationService
@@ -20,9 +20,14 @@ from bot.wechat.settings import WeChatSettings
 from store import notifications
 from store.models import Notification, User
 from tests.fakes.bot_api import free_port
-from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, WeChatUsers
-
-import uvicorn
+from tests.fakes.wechat_api import (
+    AES_KEY,
+    APP_ID,
+    APP_SECRET,
+    TOKEN,
+    FakeWeChatApi,
+    WeChatUsers,
+)
 
 
 @contextlib.asynccontextmanager
@@ -55,7 +60,7 @@ async def channel_on(db, aes_key: str = "", buttons: str = "menu", rate: int = 5
 
 
 async def test_url_verification_accepts_the_right_signature_only(sqlite_db):
-    async with channel_on(sqlite_db) as (channel, api, users):
+    async with channel_on(sqlite_db) as (_channel, _api, users):
         good = users.sign("1700000000", "abc")
         ok = await users.client.get(users.url, params={"signature": good, "timestamp": "1700000000",
                                                        "nonce": "abc", "echostr": "echo-42"})
@@ -100,7 +105,7 @@ async def test_safe_mode_round_trip(sqlite_db):
 
 
 async def test_encrypted_message_without_an_aes_key_is_refused(sqlite_db):
-    async with channel_on(sqlite_db) as (channel, api, users):
+    async with channel_on(sqlite_db) as (_channel, _api, users):
         encrypting = WeChatUsers(users.url, aes_key=AES_KEY)
         try:
             assert (await encrypting.other("o-x", "image")).status_code == 403
@@ -276,3 +281,17 @@ async def test_a_users_messages_are_answered_in_order_and_a_flood_is_slowed(sqli
         non_text, location = i18n.t("non_text", "zh"), i18n.t("location_received", "zh")
         assert api.texts("o-flood") == [non_text, location, non_text, location]
         assert took >= 0.9  # the 3rd and 4th waited for the window
+
+
+async def test_bad_callback_bodies_get_a_clear_refusal(sqlite_db):
+    async with channel_on(sqlite_db) as (channel, api, users):
+        timestamp, nonce = "1700000000", "n1"
+        params = {"signature": users.sign(timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><FromUserName>&b;</FromUserName></xml>'
+        for body in (b"garbage", b"<xml>text</xml>", b"", b"<xml><MsgType>text</MsgType></xml>", bomb):
+            response = await users.client.post(users.url, params=params, content=body)
+            assert response.status_code == 400, body
+        too_big = await users.client.post(users.url, params=params, content=b"<xml>" + b"x" * 70_000 + b"</xml>")
+        assert too_big.status_code == 413
+        await channel.drain()
+        assert api.sent == []

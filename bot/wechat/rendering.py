@@ -111,7 +111,8 @@ class Menus:
         if not item_id.isdigit():
             return None
         number, index = divmod(int(item_id), MENU_BASE)
-        menu = self._users.get(user, {}).get(number)
+        menus = self._users.get(user)
+        menu = menus.get(number) if menus else None
         if menu is None or menu.pressed or not 1 <= index <= len(menu.buttons):
             return None
         menu.pressed = True

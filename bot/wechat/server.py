@@ -16,7 +16,9 @@ import hashlib
 import logging
 import time
 from typing import Any
+from xml.parsers.expat import ExpatError
 
+import httpx
 import xmltodict
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -91,7 +93,7 @@ class WeChatChannel:
             xml = body
         try:
             message = xmltodict.parse(xml, disable_entities=True).get("xml") or {}
-        except Exception:
+        except (ExpatError, ValueError, AttributeError):  # not XML, or not an <xml> document
             return PlainTextResponse("bad message", status_code=400)
         if not isinstance(message, dict) or not message.get("FromUserName"):
             return PlainTextResponse("bad message", status_code=400)
@@ -137,7 +139,7 @@ class WeChatChannel:
         return Incoming(
             channel=CHANNEL, external_id=str(message["FromUserName"])[:64], text=text, chat_id=None,
             language_code=LANGUAGE_GUESS,
-            received_at=float(created) if str(created or "").isdigit() else time.time(),
+            received_at=float(str(created)) if str(created or "").isdigit() else time.time(),
             notify=self._notifier(str(message["FromUserName"])), **extra,
         )
 
@@ -235,7 +237,7 @@ class WeChatChannel:
                 return True
             logger.warning("notification to WeChat user %s not sent: %s", user.id, error)
             return False
-        except Exception as error:
+        except httpx.HTTPError as error:  # WeChat unreachable: the notifier tries again later
             logger.warning("notification to WeChat user %s not sent: %s", user.id, error)
             return False
         return True

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import re
 
-import pytest
 from sqlalchemy import func, select
 
 import i18n
@@ -19,7 +18,15 @@ from stack.settings import ROOT
 from store import handoff as handoffs
 from store.models import Booking, Enquiry, Handoff, TranscriptLine, User
 from tests.fakes.bot_api import free_port
-from tests.fakes.wechat_api import AES_KEY, APP_ID, APP_SECRET, TOKEN, FakeWeChatApi, Sent, WeChatUsers
+from tests.fakes.wechat_api import (
+    AES_KEY,
+    APP_ID,
+    APP_SECRET,
+    TOKEN,
+    FakeWeChatApi,
+    Sent,
+    WeChatUsers,
+)
 
 ONE_MESSAGE = "我们是东莞的一家服装厂，有180名员工，给欧洲品牌供货，我们符合条件吗？"
 
@@ -76,7 +83,7 @@ class WeChatChat:
 
 
 async def test_question_eligibility_booking_in_chinese_over_wechat(stack):
-    t = lambda key, **v: i18n.t(key, "zh", **v)  # noqa: E731
+    t = lambda key, **v: i18n.t(key, "zh", **v)
     async with wechat_channel(stack) as (channel, api, users):
         chat = WeChatChat(channel, api, users, "oWx-booking-1")
         chat.log.append("(follows the account)")
