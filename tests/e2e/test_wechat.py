@@ -202,3 +202,38 @@ async def test_staff_group_sees_a_wechat_handoff_and_its_reply_reaches_wechat(st
         await api.wait_for(lambda: i18n.t("handoff_resumed", "zh") in api.texts(chat.openid), 20)
     # nothing for the WeChat user went to Telegram
     assert not any(str(c.params.get("chat_id")) == "None" for c in bot_api.calls if c.method == "sendMessage")
+
+
+async def test_the_wechat_process_serves_the_callback(stack):
+    """`python -m bot.wechat`, as the launcher starts it, from the environment alone."""
+    import os
+    import subprocess
+    import sys
+
+    api = FakeWeChatApi()
+    await api.start()
+    port = free_port()
+    env = {**os.environ, "WECHAT_TOKEN": TOKEN, "WECHAT_APP_ID": APP_ID, "WECHAT_APP_SECRET": APP_SECRET,
+           "WECHAT_AES_KEY": AES_KEY, "WECHAT_API_BASE_URL": api.base_url, "WECHAT_PORT": str(port),
+           "RASA_URL": stack.rasa_url, "RASA_TOKEN": stack.settings.rasa_token,
+           "DATABASE_URL": str(stack.db.engine.url.render_as_string(hide_password=False))}
+    process = subprocess.Popen([sys.executable, "-m", "bot.wechat"], env=env, cwd=ROOT)
+    users = WeChatUsers(f"http://127.0.0.1:{port}/wechat", aes_key=AES_KEY)
+    try:
+        for _ in range(200):
+            with contextlib.suppress(Exception):
+                signature = users.sign("1", "n")
+                check = await users.client.get(users.url, params={"signature": signature, "timestamp": "1",
+                                                                  "nonce": "n", "echostr": "ready"})
+                if check.text == "ready":
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the WeChat process did not come up")
+        await users.voice("oWx-process-1", "SCORE是什么？")
+        await api.wait_for(lambda: any("来源" in t for t in api.texts("oWx-process-1")), 30)
+    finally:
+        process.terminate()
+        process.wait(10)
+        await users.close()
+        await api.stop()
