@@ -14,9 +14,9 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
+from bot.notifier import OWN_GATEWAY_CHANNELS
 from bot.settings import BotSettings
 from store import conversations, handoff as handoffs
-from bot.notifier import OWN_GATEWAY_CHANNELS
 
 logger = logging.getLogger(__name__)
 CLAIM_PREFIX = "claim:"
@@ -85,6 +85,18 @@ class HandoffRelay:
                       name=result.user.display_name or result.user.sender_id, text=incoming.text[:3500])
         message = await context.bot.send_message(self.chat_id, text)
         self._relayed[message.message_id] = view.id
+
+    async def relay_queued(self, handoff_id: int, text: str) -> bool:
+        """A user's message queued by another channel's process (store.handoff.relay_to_staff)."""
+        view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
+        if view is None or view.status == "resolved":
+            return True
+        user = await self.service.in_thread(conversations.get_user, self.service.db, view.sender_id)
+        relayed = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
+                         name=(user.display_name if user else None) or view.sender_id, text=text[:3500])
+        message = await self.bot.send_message(self.chat_id, relayed)
+        self._relayed[message.message_id] = view.id
+        return True
 
     # --- staff → bot -------------------------------------------------------------------------
 

@@ -60,6 +60,10 @@ class Notifier:
     async def send(self, row: notifications.ClaimedNotification) -> bool:
         if row.kind == "handoff_opened":
             return await self.handoff.alert_staff(row.payload["handoff_id"]) if self.handoff else True
+        if row.kind == "handoff_user_message":  # from a channel without a staff group (WeChat)
+            if not self.handoff:
+                return True
+            return await self.handoff.relay_queued(row.payload["handoff_id"], row.payload.get("text", ""))
         user = await asyncio.to_thread(_user, self.service.db, row.user_id)
         if user is None:
             return True  # the user asked us to forget them: nothing to send

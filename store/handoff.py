@@ -115,6 +115,22 @@ def open_for_sender(db: Database, sender_id: str) -> HandoffView | None:
         return _view(handoff, user) if handoff else None
 
 
+def relay_to_staff(db: Database, sender_id: str, text: str, message_key: str) -> bool:
+    """A message a user sent while staff have the conversation, on a channel whose process has
+    no staff group (WeChat): queued for the staff group's gateway. False: no open handoff."""
+    from store import notifications
+
+    with db.session() as session:
+        user = user_by_sender(session, sender_id)
+        handoff = open_handoff(session, user.id) if user else None
+        if user is None or handoff is None:
+            return False
+        notifications.add(session, user_id=user.id, kind="handoff_user_message",
+                          dedupe_key=f"handoff-message-{message_key}"[:120],
+                          payload={"handoff_id": handoff.id, "text": text[:3500]})
+        return True
+
+
 # --- staff actions (console and staff group) -------------------------------------------
 
 class HandoffError(Exception):

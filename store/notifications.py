@@ -33,7 +33,7 @@ from store.db import Database
 from store.models import Notification, User, utcnow
 
 # Alerts for staff (the staff group), whatever channel the user is on.
-STAFF_KINDS = ("handoff_opened",)
+STAFF_KINDS = ("handoff_opened", "handoff_user_message")
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
 

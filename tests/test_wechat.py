@@ -251,14 +251,16 @@ def test_each_gateway_claims_its_own_channels_notifications(sqlite_db):
         wx = User(channel="wechat", external_id="o1", sender_id="wx-o1")
         session.add_all([tg, wx])
         session.flush()
-        for user, kind in ((tg, "staff_reply"), (wx, "staff_reply"), (wx, "handoff_opened")):
+        for user, kind in ((tg, "staff_reply"), (wx, "staff_reply"), (wx, "handoff_opened"),
+                           (wx, "handoff_user_message")):
             session.add(Notification(user_id=user.id, kind=kind, payload={"text": kind},
                                      dedupe_key=f"{user.sender_id}-{kind}"))
     wechat = notifications.claim_due(sqlite_db, "wx-worker", channels=("wechat",))
     assert [(n.kind, n.user_id) for n in wechat] == [("staff_reply", wx.id)]
     telegram = notifications.claim_due(sqlite_db, "tg-worker", exclude_channels=("wechat",))
     # the WeChat user's handoff alert goes to the staff group, from the Telegram gateway
-    assert sorted((n.kind, n.user_id) for n in telegram) == [("handoff_opened", wx.id), ("staff_reply", tg.id)]
+    assert sorted((n.kind, n.user_id) for n in telegram) == [
+        ("handoff_opened", wx.id), ("handoff_user_message", wx.id), ("staff_reply", tg.id)]
 
 
 def test_the_launcher_runs_the_channel_only_when_configured():

@@ -37,6 +37,7 @@ from bot.wechat.api import WeChatApi, WeChatApiError
 from bot.wechat.rendering import Menus, to_messages
 from bot.wechat.settings import WeChatSettings
 from store import conversations
+from store import handoff as handoffs
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,13 @@ class WeChatChannel:
     async def _answer(self, message: dict[str, Any], openid: str) -> None:
         try:
             result = await self.dispatch(message)
-            if result is not None and not result.paused:
+            if result is not None and result.paused:
+                # Staff have the conversation: the message goes to the staff group (and is in
+                # the console's transcript already), not to Rasa.
+                await self.service.in_thread(
+                    handoffs.relay_to_staff, self.service.db, result.user.sender_id,
+                    self._shown(message), f"{self.bot_id}-{message.get('MsgId') or message.get('CreateTime')}")
+            elif result is not None:
                 await self.send(openid, result.replies, result.language)
         except Exception as error:
             key = "unavailable"
@@ -210,6 +217,14 @@ class WeChatChannel:
         if kind in NON_TEXT:
             return await self.say(message, "non_text")
         return await self.say(message, "non_text")
+
+    @staticmethod
+    def _shown(message: dict[str, Any]) -> str:
+        """What the user sent, for staff: the text, the recognised speech, or its kind."""
+        kind = str(message.get("MsgType", "")).lower()
+        if kind == "voice" and message.get("Recognition"):
+            return f"🎤 {message['Recognition']}"
+        return str(message.get("Content") or f"[{kind}]")
 
     async def press(self, message: dict[str, Any], button: Button) -> TurnResult:
         incoming = self.incoming(message, button.payload, is_payload=True, shown_text=button.title)

@@ -194,8 +194,18 @@ async def test_staff_group_sees_a_wechat_handoff_and_its_reply_reaches_wechat(st
         await bot_api.wait_for(lambda: any("SCORE是什么" in t and "Handoff #" in t
                                            for t in bot_api.texts(STAFF_CHAT_ID)), 20)
         alert = bot_api.last_with_buttons(STAFF_CHAT_ID)
+        # the user's messages while staff have the conversation are relayed to the group
+        before = len(api.to(chat.openid))
+        await users.text(chat.openid, "模块一的费用是多少？")
+        await channel.drain()
+        assert len(api.to(chat.openid)) == before  # not answered by the bot
+        await bot_api.wait_for(lambda: any("模块一的费用是多少？" in t for t in bot_api.texts(STAFF_CHAT_ID)), 20)
+        relayed = next(m for m in reversed([bot_api.sent_message(STAFF_CHAT_ID, i)
+                                            for i in range(len(bot_api.texts(STAFF_CHAT_ID)))])
+                       if "模块一的费用是多少？" in m["text"])
+        # a staff member answers by replying to the relayed message
         bot_api.push({"message": bot_api.message(STAFF_USER_ID, "您好，模块一的费用我稍后发给您。", chat_id=STAFF_CHAT_ID,
-                                                 chat_type="supergroup", reply_to=alert, first_name="Wang")})
+                                                 chat_type="supergroup", reply_to=relayed, first_name="Wang")})
         await api.wait_for(lambda: "您好，模块一的费用我稍后发给您。" in api.texts(chat.openid), 20)
         bot_api.push({"message": bot_api.message(STAFF_USER_ID, "/resume", chat_id=STAFF_CHAT_ID,
                                                  chat_type="supergroup", reply_to=alert)})
