@@ -245,8 +245,9 @@ def test_buttons_become_a_menu_or_numbered_text():
     assert messages[1]["msgmenu"]["head_content"] == i18n.t("wechat_choose", "zh")
 
 
-def test_each_gateway_claims_its_own_channels_notifications(sqlite_db):
-    with sqlite_db.session() as session:
+def test_each_gateway_claims_its_own_channels_notifications(any_db):
+    """On SQLite and PostgreSQL (FOR UPDATE SKIP LOCKED with the channel subquery)."""
+    with any_db.session() as session:
         tg = User(channel="telegram", external_id="1", sender_id="tg-1", chat_id=1)
         wx = User(channel="wechat", external_id="o1", sender_id="wx-o1")
         session.add_all([tg, wx])
@@ -255,9 +256,9 @@ def test_each_gateway_claims_its_own_channels_notifications(sqlite_db):
                            (wx, "handoff_user_message")):
             session.add(Notification(user_id=user.id, kind=kind, payload={"text": kind},
                                      dedupe_key=f"{user.sender_id}-{kind}"))
-    wechat = notifications.claim_due(sqlite_db, "wx-worker", channels=("wechat",))
+    wechat = notifications.claim_due(any_db, "wx-worker", channels=("wechat",))
     assert [(n.kind, n.user_id) for n in wechat] == [("staff_reply", wx.id)]
-    telegram = notifications.claim_due(sqlite_db, "tg-worker", exclude_channels=("wechat",))
+    telegram = notifications.claim_due(any_db, "tg-worker", exclude_channels=("wechat",))
     # the WeChat user's handoff alert goes to the staff group, from the Telegram gateway
     assert sorted((n.kind, n.user_id) for n in telegram) == [
         ("handoff_opened", wx.id), ("handoff_user_message", wx.id), ("staff_reply", tg.id)]
