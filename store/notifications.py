@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from i18n import t
 from store.db import Database
-from store.models import Notification, utcnow
+from store.models import Notification, User, utcnow
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
 
@@ -96,6 +97,8 @@ def claim_due(
     now: dt.datetime | None = None,
     limit: int = 50,
     reclaim_after: dt.timedelta = DEFAULT_RECLAIM_AFTER,
+    channels: Collection[str] | None = None,
+    staff_alerts: bool = True,
 ) -> list[ClaimedNotification]:
     """Claim up to `limit` due, unsent rows for `worker`; no two workers get the same row.
 
@@ -103,12 +106,26 @@ def claim_due(
     skips them instead of waiting (and, after our commit, no longer sees them as unclaimed).
     SQLite: every transaction starts with BEGIN IMMEDIATE (store.db), so claimers run one
     after another and the second sees the first's claims. The FOR UPDATE clause is ignored.
+
+    Each channel's sender claims only its own users' rows (`channels`), so a staff reply to a
+    web visitor is not taken by the Telegram gateway; staff alerts (`handoff_opened`, sent to
+    the staff group whatever the user's channel) only when `staff_alerts`.
     """
     now = now or utcnow()
     stale = now - reclaim_after
+    query = select(Notification)
+    if channels is not None:
+        own_users = Notification.user_id.in_(select(User.id).where(User.channel.in_(list(channels))))
+        # Rows of no user (forgotten since) go with the staff alerts: to be cleared once.
+        query = query.where(
+            or_(own_users, Notification.kind == "handoff_opened", Notification.user_id.is_(None))
+            if staff_alerts else own_users
+        )
+    if not staff_alerts:
+        query = query.where(Notification.kind != "handoff_opened")
     with db.session() as session:
         rows = session.scalars(
-            select(Notification)
+            query
             .where(Notification.sent_at.is_(None))
             .where(Notification.due_at <= now)
             .where(or_(Notification.claimed_at.is_(None), Notification.claimed_at < stale))
