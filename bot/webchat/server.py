@@ -167,6 +167,7 @@ class WebChat:
         self.visitors = Visitors()
         self.limit = RateLimit(settings.rate, settings.rate_window)
         self.refused = 0  # handshakes refused for their origin (for tests and logs)
+        self.greeted = 0  # connections that said hello (a reconnect counts again)
         self.notifier = WebNotifier(service, self.deliver, None, settings.notification_interval,
                                     channels=(CHANNEL,), staff_alerts=False)
 
@@ -225,6 +226,7 @@ class WebChat:
 
     async def greet(self, connection: Connection, visitor: str, language_code: str | None) -> None:
         """The conversation so far; a first visit gets the welcome (with the language chips)."""
+        self.greeted += 1
         past = await self.service.in_thread(transcripts.history, self.service.db, CHANNEL, visitor,
                                             self.settings.history_lines)
         if past is not None and past.lines:
@@ -294,6 +296,7 @@ def create_app(settings: WebchatSettings, bot_settings: BotSettings, db: Databas
         service = ConversationService(db, rasa, bot_settings.rasa_hold_window)
         webchat = WebChat(settings, service)
         app.state.webchat = webchat
+        app.state.loop = asyncio.get_running_loop()
         state["webchat"] = webchat
         task = asyncio.create_task(webchat.notifier.loop())
         try:

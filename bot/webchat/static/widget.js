@@ -75,16 +75,24 @@
     panel.setAttribute("lang", language === "zh" ? "zh-Hans" : "en");
   }
   function setLanguage(lang) {
-    if ((lang === "en" || lang === "zh") && lang !== language) { language = lang; label_all(); }
+    if ((lang === "en" || lang === "zh") && lang !== language) {
+      language = lang;
+      label_all();
+      Array.prototype.forEach.call(log.querySelectorAll(".who"), function (who) { who.textContent = whoName(who.dataset.who, who.dataset.staff); });
+    }
   }
 
   var statusKey = "connecting";
   function setStatus(key) { statusKey = key; status.textContent = s(key); status.dataset.state = key; }
 
+  function whoName(who, staffName) {
+    return who === "user" ? s("you") : who === "staff" ? (s("staff") + (staffName ? " · " + staffName : "")) : s("bot");
+  }
+
   function addLine(who, text, staffName) {
     var item = el("li", { class: "line " + who });
-    var name = who === "user" ? s("you") : who === "staff" ? (s("staff") + (staffName ? " · " + staffName : "")) : s("bot");
-    item.append(el("span", { class: "who" }, name), el("p", { class: "text" }, text));
+    var name = el("span", { class: "who", "data-who": who, "data-staff": staffName || "" }, whoName(who, staffName));
+    item.append(name, el("p", { class: "text" }, text));
     log.appendChild(item);
     log.scrollTop = log.scrollHeight;
     return item;
