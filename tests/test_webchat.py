@@ -118,3 +118,26 @@ def test_a_bad_hello_is_refused(sqlite_db):
             ws.send_text(json.dumps({"type": "hello", "visitor": "../../etc"}))
             with pytest.raises(WebSocketDisconnect):
                 ws.receive_text()
+
+
+def test_the_launcher_starts_the_web_chat_server(tmp_path, monkeypatch):
+    """`python -m bot.webchat` as the launcher starts it: up, serving the widget, stopped cleanly."""
+    import httpx
+
+    from stack import processes
+    from stack.settings import StackSettings
+    from tests.fakes.bot_api import free_port
+
+    port = free_port()
+    monkeypatch.setenv("WEBCHAT_PORT", str(port))
+    assert processes.webchat_port() == port
+    settings = StackSettings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'store.db'}",
+                             rasa_port=free_port(), rasa_token="t")
+    server = processes.start_webchat(settings)
+    try:
+        processes.wait_until_up(server, f"http://127.0.0.1:{port}/health", 60)
+        assert "SCORE" in httpx.get(f"http://127.0.0.1:{port}/widget.js").text
+    finally:
+        server.stop()
+    monkeypatch.setenv("WEBCHAT_PORT", "")
+    assert processes.webchat_port() == 0
