@@ -141,3 +141,19 @@ def test_the_launcher_starts_the_web_chat_server(tmp_path, monkeypatch):
         server.stop()
     monkeypatch.setenv("WEBCHAT_PORT", "")
     assert processes.webchat_port() == 0
+
+
+def test_a_visitor_sending_too_fast_is_told_and_keeps_the_text(sqlite_db):
+    user = conversations.upsert_user(sqlite_db, "web", VISITOR, default_language="zh")
+    conversations.record_lines(sqlite_db, user.id, ["你好"], direction="in", language="zh")
+    handoffs.start_handoff(sqlite_db, user.sender_id, "asked", "zh")  # staff have it: no Rasa needed
+    with TestClient(app_for(sqlite_db, rate=1, rate_window=60)) as client:
+        with client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws:
+            ws.send_text(json.dumps({"type": "hello", "visitor": VISITOR}))
+            assert json.loads(ws.receive_text())["type"] == "history"
+            ws.send_text(json.dumps({"type": "message", "text": "第一条"}))
+            assert [json.loads(ws.receive_text())["type"] for _ in range(2)] == ["typing", "notice"]
+            ws.send_text(json.dumps({"type": "message", "text": "第二条"}))
+            slow = json.loads(ws.receive_text())
+            assert slow["key"] == "webchat_slow_down" and slow["retry"] == "第二条" and "太快" in slow["text"]
+    assert [l.text for l in transcripts.history(sqlite_db, "web", VISITOR).lines] == ["你好", "第一条"]

@@ -128,7 +128,8 @@
       attempts = 0;
       if (first) {
         setStatus("online");
-        while (queue.length && socket.readyState === 1) socket.send(queue.shift());
+        // after this first frame (the history), what was typed offline
+        setTimeout(function () { while (queue.length && socket && socket.readyState === 1) socket.send(queue.shift().data); }, 0);
       }
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
@@ -152,6 +153,7 @@
       log.textContent = "";
       var last = null;
       message.lines.forEach(function (line) { addLine(line.from, line.text, line.staff_name); last = line; });
+      queue.forEach(function (item) { addLine("user", item.shown); }); // typed while offline: about to go
       showChips(last && last.from === "bot" ? last.buttons.map(function (t) { return { title: t }; }) : [], false);
       showTyping(false);
     } else if (message.type === "typing") {
@@ -180,7 +182,7 @@
       socket.send(data);
       showTyping(true);
     } else {
-      queue.push(data);
+      queue.push({ data: data, shown: frame.title || frame.text });
       addLine("notice", s("queued"));
     }
   }
