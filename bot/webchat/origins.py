@@ -21,5 +21,7 @@ def is_allowed(origin: str | None, host: str | None, allowed: frozenset[str]) ->
     origin = normalise(origin)
     if origin in allowed:
         return True
+    if not host:
+        return False
     parts = urlsplit(origin)
-    return bool(host) and parts.scheme in ("http", "https") and parts.netloc == host.lower()
+    return parts.scheme in ("http", "https") and parts.netloc == host.lower()

@@ -56,7 +56,7 @@ VISITOR_RE = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 BUTTON_LINE = re.compile(r"^\[[^\]\n]*\](?: \| \[[^\]\n]*\])*$")
 MAX_TEXT = 4000
 HELLO_TIMEOUT = 10.0
-WIDGET_KEYS = [key for key in i18n.keys() if key.startswith("webchat_")]
+WIDGET_KEYS = [key for key in i18n.keys() if key.startswith("webchat_")]  # noqa: SIM118 (a function)
 
 
 class RateLimit:
@@ -93,7 +93,7 @@ class Connection:
             try:
                 await self.socket.send_text(json.dumps(message, ensure_ascii=False))
                 return True
-            except Exception:  # the visitor went away mid-send; the transcript has it
+            except Exception:  # noqa: BLE001  the visitor went away mid-send; the transcript has it
                 return False
 
 
@@ -173,9 +173,8 @@ class WebChat:
 
     async def deliver(self, user, text: str, buttons: list[Button]) -> bool:
         row = self.notifier.current
-        staff = row is not None and row.kind == "staff_reply"
-        message = {"type": "push", "from": "staff" if staff else "bot",
-                   "staff_name": row.payload.get("staff_name") if staff else None,
+        staff_name = row.payload.get("staff_name") if row is not None and row.kind == "staff_reply" else None
+        message = {"type": "push", "from": "staff" if staff_name else "bot", "staff_name": staff_name,
                    "text": text, "buttons": [{"title": b.title, "payload": b.payload} for b in buttons]}
         # Sent or not, it is in the transcript: a visitor offline now sees it on reconnect.
         await self.visitors.push(user.external_id, message)
@@ -197,7 +196,7 @@ class WebChat:
             visitor = str(hello.get("visitor", ""))
             if hello.get("type") != "hello" or not VISITOR_RE.match(visitor):
                 raise ValueError("bad hello")
-        except (asyncio.TimeoutError, ValueError, AttributeError, WebSocketDisconnect):
+        except (TimeoutError, ValueError, AttributeError, WebSocketDisconnect):
             with contextlib.suppress(Exception):
                 await socket.close(code=1008)
             return
@@ -288,7 +287,7 @@ def widget_js() -> str:
 
 def create_app(settings: WebchatSettings, bot_settings: BotSettings, db: Database) -> Starlette:
     script = widget_js()
-    state: dict[str, object] = {}
+    state: dict[str, WebChat] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -327,7 +326,7 @@ def create_app(settings: WebchatSettings, bot_settings: BotSettings, db: Databas
         return PlainTextResponse("ok")
 
     async def socket(websocket: WebSocket) -> None:
-        await state["webchat"].chat(websocket)  # type: ignore[union-attr]
+        await state["webchat"].chat(websocket)
 
     return Starlette(
         routes=[
