@@ -212,7 +212,16 @@ def test_other_sites_allowed_and_refused(webchat, browser, sites):
     base, app = webchat
     allowed = browser.new_page()
     allowed.goto(f"{sites['allowed']}/embed.html")
-    expect(open_chat(allowed)).to_contain_text("I'm the SCORE assistant", timeout=WAIT)
+    # By keyboard alone: Tab to the launcher, Enter opens the chat in the message box, Esc closes.
+    launcher = allowed.get_by_role("button", name="Chat with the SCORE assistant")
+    allowed.keyboard.press("Tab")
+    expect(launcher).to_be_focused()
+    allowed.keyboard.press("Enter")
+    expect(allowed.get_by_role("textbox", name="Your message")).to_be_focused()
+    expect(allowed.get_by_role("log")).to_contain_text("I'm the SCORE assistant", timeout=WAIT)
+    allowed.keyboard.press("Escape")
+    expect(allowed.get_by_role("dialog")).to_be_hidden()
+    expect(launcher).to_be_focused()
 
     refused_before = app.state.webchat.refused
     foreign = browser.new_page()
