@@ -155,3 +155,26 @@ def test_a_visitor_sending_too_fast_is_told_and_keeps_the_text(sqlite_db):
         slow = json.loads(ws.receive_text())
         assert slow["key"] == "webchat_slow_down" and slow["retry"] == "第二条" and "太快" in slow["text"]
     assert [l.text for l in transcripts.history(sqlite_db, "web", VISITOR).lines] == ["你好", "第一条"]
+
+
+def test_a_first_visit_is_welcomed_without_writing_anything(sqlite_db):
+    with TestClient(app_for(sqlite_db)) as client, client.websocket_connect(
+            "/ws", headers={"Origin": "https://provider.example"}) as ws:
+        ws.send_text(json.dumps({"type": "hello", "visitor": VISITOR, "language": "zh-CN"}))
+        welcome = json.loads(ws.receive_text())
+        assert welcome["type"] == "replies" and welcome["language"] == "zh"
+        assert "SCORE 助手" in welcome["replies"][0]["text"]
+        assert [b["payload"] for b in welcome["replies"][0]["buttons"]] == ["lang:en", "lang:zh"]
+    assert transcripts.history(sqlite_db, "web", VISITOR) is None  # no user, no transcript
+
+
+def test_connections_per_address_are_limited(sqlite_db):
+    from bot.webchat import server
+
+    with TestClient(app_for(sqlite_db)) as client:
+        headers = {"Origin": "https://provider.example"}
+        for _ in range(server.CONNECTIONS_PER_MINUTE):
+            with client.websocket_connect("/ws", headers=headers):
+                pass
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws", headers=headers) as ws:
+            ws.receive_text()

@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import i18n
-from bot.conversation import ConversationService, Incoming, TurnResult
+from bot.conversation import ConversationService, Incoming, TurnResult, language_buttons
 from bot.notifier import Notifier
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
@@ -56,29 +56,33 @@ VISITOR_RE = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 BUTTON_LINE = re.compile(r"^\[[^\]\n]*\](?: \| \[[^\]\n]*\])*$")
 MAX_TEXT = 4000
 HELLO_TIMEOUT = 10.0
+# New connections per client address per minute: visitor ids are the browser's own, so this
+# is what bounds one machine opening chats under ever new ids.
+CONNECTIONS_PER_MINUTE = 30
 WIDGET_KEYS = [key for key in i18n.keys() if key.startswith("webchat_")]  # noqa: SIM118 (a function)
 
 
 class RateLimit:
-    """At most `rate` messages per `window` seconds per visitor; more are refused (told so)."""
+    """At most `rate` events per `window` seconds per key; more are refused (and told so)."""
 
     def __init__(self, rate: int, window: float) -> None:
         self.rate, self.window = rate, window
         self._times: dict[str, deque[float]] = defaultdict(deque)
+        self._swept = time.monotonic()
 
-    def allow(self, visitor: str) -> bool:
+    def allow(self, key: str) -> bool:
         now = time.monotonic()
-        times = self._times[visitor]
+        if now - self._swept > self.window:  # keys quiet for a whole window take no memory
+            self._swept = now
+            for quiet in [k for k, t in self._times.items() if not t or now - t[-1] >= self.window]:
+                del self._times[quiet]
+        times = self._times[key]
         while times and now - times[0] >= self.window:
             times.popleft()
         if len(times) >= self.rate:
             return False
         times.append(now)
         return True
-
-    def forget(self, visitor: str) -> None:
-        if not self._times.get(visitor):
-            self._times.pop(visitor, None)
 
 
 class Connection:
@@ -166,6 +170,7 @@ class WebChat:
         self.service = service
         self.visitors = Visitors()
         self.limit = RateLimit(settings.rate, settings.rate_window)
+        self.connecting = RateLimit(CONNECTIONS_PER_MINUTE, 60.0)
         self.refused = 0  # handshakes refused for their origin (for tests and logs)
         self.greeted = 0  # connections that said hello (a reconnect counts again)
         self.notifier = WebNotifier(service, self.deliver, None, settings.notification_interval,
@@ -189,6 +194,11 @@ class WebChat:
             logger.warning("web chat refused a connection from origin %r", origin)
             await socket.close(code=1008)  # before accept: the handshake gets 403
             return
+        address = socket.client.host if socket.client else "?"
+        if not self.connecting.allow(address):
+            logger.warning("web chat refused a connection from %s: too many", address)
+            await socket.close(code=1013)
+            return
         await socket.accept()
         connection = Connection(socket)
         try:
@@ -211,7 +221,6 @@ class WebChat:
             pass
         finally:
             self.visitors.remove(visitor, connection)
-            self.limit.forget(visitor)
 
     def incoming(self, connection: Connection, visitor: str, language_code: str | None, text: str,
                  **extra) -> Incoming:
@@ -232,9 +241,11 @@ class WebChat:
             await connection.send({"type": "history", "language": past.language, "paused": past.paused,
                                    "lines": [history_line(line) for line in past.lines]})
             return
-        await connection.send({"type": "typing"})
-        result = await self.service.start(self.incoming(connection, visitor, language_code, "/start"))
-        await self.show(connection, result)
+        # Like the terminal chat, the welcome is not written anywhere: a page view creates no
+        # user and no transcript; the visitor's first message or chip does.
+        language = past.language if past is not None else i18n.normalise(language_code)
+        welcome = Reply(text=i18n.t("welcome", language), buttons=language_buttons())
+        await connection.send({"type": "replies", "language": language, "replies": [reply_json(welcome)]})
 
     async def on_frame(self, connection: Connection, visitor: str, language_code: str | None, raw: str) -> None:
         try:
