@@ -23,16 +23,20 @@ from store.models import User
 logger = logging.getLogger(__name__)
 
 
+# The users whose notifications the Telegram gateway sends (WeChat and the web chat send their own).
+TELEGRAM_CHANNELS = ("telegram", "local", "rest")
+
 # deliver(user, text, buttons) sends a text to a user; returns False if it can't (blocked bot).
 Deliver = Callable[[User, str, list[Button]], Awaitable[bool]]
 
 
 class Notifier:
     def __init__(self, service: ConversationService, deliver: Deliver, handoff=None, interval: float = 5.0,
-                 channels: tuple[str, ...] | None = None, exclude_channels: tuple[str, ...] = ()) -> None:
+                 channels: tuple[str, ...] | None = None, staff_alerts: bool = True) -> None:
         self.service = service
-        # Whose rows this notifier claims (store.notifications.claim_due): each channel its own.
-        self.channels, self.exclude_channels = channels, exclude_channels
+        # Whose rows this sender claims (store.notifications.claim_due): each channel its own.
+        self.channels = channels
+        self.staff_alerts = staff_alerts
         self.deliver = deliver
         self.handoff = handoff
         self.interval = interval
@@ -43,7 +47,7 @@ class Notifier:
     async def run_once(self) -> int:
         db = self.service.db
         claimed = await asyncio.to_thread(notifications.claim_due, db, self.worker,
-                                          channels=self.channels, exclude_channels=self.exclude_channels)
+                                          channels=self.channels, staff_alerts=self.staff_alerts)
         for row in claimed:
             try:
                 done = await self.send(row)
@@ -134,13 +138,9 @@ def telegram_deliver(application: Application) -> Deliver:
     return deliver
 
 
-# Channels whose own gateway sends their users' notifications (python -m bot.wechat).
-OWN_GATEWAY_CHANNELS = ("wechat",)
-
-
 def start_notifier(application: Application, service: ConversationService, settings, handoff) -> None:
     notifier = Notifier(service, telegram_deliver(application), handoff, settings.notification_interval,
-                        exclude_channels=OWN_GATEWAY_CHANNELS)
+                        channels=TELEGRAM_CHANNELS)
     application.bot_data["notifier"] = notifier
     if handoff:
         handoff.notifier = notifier

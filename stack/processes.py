@@ -125,6 +125,16 @@ def start_wechat(settings: StackSettings) -> Server:
     return _start("wechat", [str(APP_PYTHON), "-m", "bot.wechat"], app_env(settings), settings)
 
 
+def start_webchat(settings: StackSettings) -> Server:
+    """The website chat server (bot/webchat), when WEBCHAT_PORT is set."""
+    return _start("webchat", [str(APP_PYTHON), "-m", "bot.webchat"], app_env(settings), settings)
+
+
+def webchat_port() -> int:
+    value = os.environ.get("WEBCHAT_PORT", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
 def start_action_server(settings: StackSettings) -> Server:
     return _start(
         "action-server",

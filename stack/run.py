@@ -2,7 +2,7 @@
 
 Trains the model if its data changed, starts the action server and the Rasa server, waits for
 Rasa's /status, then runs the gateway: Telegram with TELEGRAM_BOT_TOKEN, else a local chat in
-this terminal. `--headless` starts only the two servers. All of them are supervised
+this terminal; and the website chat when WEBCHAT_PORT is set. `--headless` starts only the two servers. All of them are supervised
 (stack/supervisor.py): one that exits is restarted with backoff, and one that fails
 SUPERVISE_MAX_FAILURES times in SUPERVISE_PERIOD seconds stops everything with one error.
 Ctrl-C stops everything.
@@ -60,6 +60,10 @@ def main() -> None:
         if args.headless:
             print("==> headless: Rasa server and action server running; Ctrl-C stops them", flush=True)
         else:
+            if processes.webchat_port():  # the website chat: on when WEBCHAT_PORT is set
+                supervisor.add("web chat", lambda: processes.start_webchat(settings))
+                host = os.environ.get("WEBCHAT_HOST", "").strip() or "127.0.0.1"
+                print(f"==> web chat: http://{host}:{processes.webchat_port()}/demo", flush=True)
             # The gateway's /quit (local chat) exits with 0 and stops the stack; a crash restarts it.
             supervisor.add("gateway", lambda: processes.start_gateway(settings), clean_exit_stops=True)
             if processes.wechat_configured():

@@ -22,7 +22,7 @@ from store.models import (
 )
 from store.transactions import transaction
 
-CHANNEL_PREFIXES = {"telegram": "tg", "local": "local", "rest": "rest", "wechat": "wx"}
+CHANNEL_PREFIXES = {"telegram": "tg", "local": "local", "rest": "rest", "wechat": "wx", "web": "web"}
 
 
 def sender_id_for(channel: str, external_id: str) -> str:

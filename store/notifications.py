@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
@@ -32,7 +33,7 @@ from i18n import t
 from store.db import Database
 from store.models import Notification, User, utcnow
 
-# Alerts for staff (the staff group), whatever channel the user is on.
+# Alerts for the staff group, whatever channel the user is on.
 STAFF_KINDS = ("handoff_opened", "handoff_user_message")
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
@@ -99,8 +100,8 @@ def claim_due(
     now: dt.datetime | None = None,
     limit: int = 50,
     reclaim_after: dt.timedelta = DEFAULT_RECLAIM_AFTER,
-    channels: tuple[str, ...] | None = None,
-    exclude_channels: tuple[str, ...] = (),
+    channels: Collection[str] | None = None,
+    staff_alerts: bool = True,
 ) -> list[ClaimedNotification]:
     """Claim up to `limit` due, unsent rows for `worker`; no two workers get the same row.
 
@@ -109,27 +110,31 @@ def claim_due(
     SQLite: every transaction starts with BEGIN IMMEDIATE (store.db), so claimers run one
     after another and the second sees the first's claims. The FOR UPDATE clause is ignored.
 
-    Each channel's gateway sends to its own users: `channels` claims only rows for users of
-    those channels (no staff alerts); `exclude_channels` leaves their users' rows to their
-    gateway (staff alerts are still claimed, since the staff group is the same for every channel).
+    Each channel's sender claims only its own users' rows (`channels`), so a staff reply to a
+    web visitor is not taken by the Telegram gateway; staff alerts (`handoff_opened`, sent to
+    the staff group whatever the user's channel: STAFF_KINDS) only when `staff_alerts`.
     """
     now = now or utcnow()
     stale = now - reclaim_after
-    query = (
-        select(Notification)
-        .where(Notification.sent_at.is_(None))
-        .where(Notification.due_at <= now)
-        .where(or_(Notification.claimed_at.is_(None), Notification.claimed_at < stale))
-    )
-    channel = select(User.channel).where(User.id == Notification.user_id).scalar_subquery()
+    query = select(Notification)
     if channels is not None:
-        query = query.where(Notification.kind.not_in(STAFF_KINDS), channel.in_(channels))
-    if exclude_channels:
-        query = query.where(or_(Notification.kind.in_(STAFF_KINDS), Notification.user_id.is_(None),
-                                channel.not_in(exclude_channels)))
+        own_users = Notification.user_id.in_(select(User.id).where(User.channel.in_(list(channels))))
+        # Rows of no user (forgotten since) go with the staff alerts: to be cleared once.
+        query = query.where(
+            or_(own_users, Notification.kind.in_(STAFF_KINDS), Notification.user_id.is_(None))
+            if staff_alerts else own_users
+        )
+    if not staff_alerts:
+        query = query.where(Notification.kind.not_in(STAFF_KINDS))
     with db.session() as session:
         rows = session.scalars(
-            query.order_by(Notification.due_at, Notification.id).limit(limit).with_for_update(skip_locked=True)
+            query
+            .where(Notification.sent_at.is_(None))
+            .where(Notification.due_at <= now)
+            .where(or_(Notification.claimed_at.is_(None), Notification.claimed_at < stale))
+            .order_by(Notification.due_at, Notification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
         claimed = []
         for row in rows:

@@ -33,7 +33,8 @@ async def running_channel(settings: WeChatSettings, bot_settings: BotSettings, d
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     # Staff replies, reminders and the like for WeChat users; staff alerts stay with Telegram.
-    notifier = Notifier(service, channel.deliver, None, bot_settings.notification_interval, channels=(CHANNEL,))
+    notifier = Notifier(service, channel.deliver, None, bot_settings.notification_interval, channels=(CHANNEL,),
+                        staff_alerts=False)
     notifying = None
     try:
         while not server.started:

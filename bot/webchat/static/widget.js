@@ -1,0 +1,234 @@
+/* SCORE assistant: website chat widget. Embed with one tag:
+ *   <script src="https://chat.example.org/widget.js" defer></script>
+ * Plain JavaScript, no build step. It talks to the server it was loaded from, over a WebSocket.
+ * Nothing secret is in the page: the visitor id is a random UUID kept in localStorage. */
+(function () {
+  "use strict";
+  if (window.__scoreWebchat) return; // one widget per page
+  window.__scoreWebchat = true;
+
+  var STRINGS = /*STRINGS*/{};
+  var script = document.currentScript;
+  var base = new URL(script ? script.src : "/widget.js", location.href);
+  var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/ws";
+  var VISITOR_KEY = "score-webchat-visitor";
+  var OPEN_KEY = "score-webchat-open";
+
+  function visitorId() {
+    var id = null;
+    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
+    if (!id || !/^[A-Za-z0-9-]{16,64}$/.test(id)) {
+      id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
+        : Array.from(crypto.getRandomValues(new Uint8Array(16)), function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* a visitor without storage starts afresh */ }
+    }
+    return id;
+  }
+
+  var language = (navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  function s(key) { return (STRINGS[language] || STRINGS.en || {})[key] || key; }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text != null) node.textContent = text; // always text: never markup from the server
+    return node;
+  }
+
+  // --- the widget, in a shadow root so the host page's styles do not reach it ---
+  var host = el("div", { id: "score-webchat" });
+  document.body.appendChild(host);
+  var root = host.attachShadow({ mode: "open" });
+  root.appendChild(el("link", { rel: "stylesheet", href: new URL("/widget.css", base).href }));
+
+  var launcher = el("button", { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "panel" });
+  var panel = el("section", { class: "panel", id: "panel", role: "dialog", "aria-modal": "false", hidden: "" });
+  var header = el("header", { class: "header" });
+  var title = el("h2", { class: "title", id: "title" });
+  var status = el("p", { class: "status", role: "status" });
+  var close = el("button", { class: "close", type: "button" }, "×");
+  var log = el("ol", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions" });
+  var typing = el("p", { class: "typing", role: "status", hidden: "" });
+  var chips = el("div", { class: "chips", role: "group" });
+  var form = el("form", { class: "composer" });
+  var label = el("label", { class: "visually-hidden", for: "input" });
+  var input = el("textarea", { id: "input", rows: "1", maxlength: "4000", autocomplete: "off" });
+  var send = el("button", { class: "send", type: "submit" });
+  header.append(title, status, close);
+  form.append(label, input, send);
+  panel.append(header, log, typing, chips, form);
+  panel.setAttribute("aria-labelledby", "title");
+  root.append(launcher, panel);
+
+  function label_all() {
+    launcher.textContent = s("open");
+    launcher.setAttribute("aria-label", s("open"));
+    title.textContent = s("title");
+    close.setAttribute("aria-label", s("close"));
+    log.setAttribute("aria-label", s("log_label"));
+    chips.setAttribute("aria-label", s("chips_label"));
+    label.textContent = s("input_label");
+    input.setAttribute("placeholder", s("placeholder"));
+    send.textContent = s("send");
+    typing.textContent = s("typing");
+    status.textContent = s(statusKey);
+    panel.setAttribute("lang", language === "zh" ? "zh-Hans" : "en");
+  }
+  function setLanguage(lang) {
+    if ((lang === "en" || lang === "zh") && lang !== language) {
+      language = lang;
+      label_all();
+      Array.prototype.forEach.call(log.querySelectorAll(".who"), function (who) { who.textContent = whoName(who.dataset.who, who.dataset.staff); });
+    }
+  }
+
+  var statusKey = "connecting";
+  function setStatus(key) { statusKey = key; status.textContent = s(key); status.dataset.state = key; }
+
+  function whoName(who, staffName) {
+    return who === "user" ? s("you") : who === "staff" ? (s("staff") + (staffName ? " · " + staffName : "")) : s("bot");
+  }
+
+  function addLine(who, text, staffName) {
+    var item = el("li", { class: "line " + who });
+    var name = el("span", { class: "who", "data-who": who, "data-staff": staffName || "" }, whoName(who, staffName));
+    item.append(name, el("p", { class: "text" }, text));
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  function showChips(buttons, pressable) {
+    chips.textContent = "";
+    (buttons || []).forEach(function (b) {
+      var chip = el("button", { class: "chip", type: "button" }, b.title);
+      if (pressable) {
+        chip.addEventListener("click", function () { press(b.title, b.payload); });
+      } else {
+        chip.disabled = true; // from the history: its payload is not kept
+      }
+      chips.appendChild(chip);
+    });
+  }
+
+  function showTyping(on) { typing.hidden = !on; if (on) log.scrollTop = log.scrollHeight; }
+
+  // --- the connection: reconnects with backoff after a drop ---
+  var socket = null, attempts = 0, timer = null, queue = [];
+
+  function connect() {
+    clearTimeout(timer);
+    setStatus(attempts ? "reconnecting" : "connecting");
+    try { socket = new WebSocket(wsUrl); } catch (e) { return retry(); }
+    socket.onopen = function () {
+      socket.send(JSON.stringify({ type: "hello", visitor: visitorId(), language: navigator.language || "" }));
+    };
+    socket.onmessage = function (event) {
+      var first = attempts !== 0 || statusKey !== "online";
+      attempts = 0;
+      if (first) {
+        setStatus("online");
+        // after this first frame (the history), what was typed offline
+        setTimeout(function () { while (queue.length && socket && socket.readyState === 1) socket.send(queue.shift().data); }, 0);
+      }
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      receive(message);
+    };
+    socket.onclose = function () { socket = null; showTyping(false); retry(); };
+  }
+
+  function retry() {
+    attempts += 1;
+    setStatus("reconnecting");
+    var delay = Math.min(30000, 1000 * Math.pow(2, attempts - 1)) * (0.5 + Math.random() / 2);
+    timer = setTimeout(connect, delay);
+  }
+
+  window.addEventListener("online", function () { if (!socket) { attempts = Math.max(attempts, 1); connect(); } });
+
+  function receive(message) {
+    if (message.language) setLanguage(message.language);
+    if (message.type === "history") {
+      log.textContent = "";
+      var last = null;
+      message.lines.forEach(function (line) { addLine(line.from, line.text, line.staff_name); last = line; });
+      queue.forEach(function (item) { addLine("user", item.shown); }); // typed while offline: about to go
+      showChips(last && last.from === "bot" ? last.buttons.map(function (t) { return { title: t }; }) : [], false);
+      showTyping(false);
+    } else if (message.type === "typing") {
+      showTyping(true);
+    } else if (message.type === "replies") {
+      showTyping(false);
+      var buttons = [];
+      message.replies.forEach(function (reply) {
+        if (reply.text) addLine("bot", reply.text);
+        buttons = reply.buttons;
+      });
+      showChips(buttons, true);
+    } else if (message.type === "push") {
+      addLine(message.from, message.text, message.staff_name);
+      showChips(message.buttons, true);
+    } else if (message.type === "notice") {
+      showTyping(false);
+      addLine("notice", message.text);
+      if (message.retry && !input.value) input.value = message.retry; // nothing typed is lost
+    }
+  }
+
+  function deliver(frame) {
+    var data = JSON.stringify(frame);
+    if (socket && socket.readyState === 1 && statusKey === "online") {
+      socket.send(data);
+      showTyping(true);
+    } else {
+      queue.push({ data: data, shown: frame.title || frame.text });
+      addLine("notice", s("queued"));
+    }
+  }
+
+  function say(text) {
+    text = text.trim();
+    if (!text) return;
+    addLine("user", text);
+    showChips([], false);
+    deliver({ type: "message", text: text });
+  }
+
+  function press(title, payload) {
+    addLine("user", title);
+    showChips([], false);
+    deliver({ type: "press", payload: payload, title: title });
+    input.focus();
+  }
+
+  // --- opening, closing, keyboard ---
+  function setOpen(open) {
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", String(open));
+    host.classList.toggle("open", open);
+    launcher.hidden = open;
+    try { sessionStorage.setItem(OPEN_KEY, open ? "1" : ""); } catch (e) { /* ignore */ }
+    if (open) {
+      if (!socket && !timer) connect();
+      input.focus();
+    } else {
+      launcher.focus();
+    }
+  }
+  launcher.addEventListener("click", function () { setOpen(true); });
+  close.addEventListener("click", function () { setOpen(false); });
+  panel.addEventListener("keydown", function (event) { if (event.key === "Escape") setOpen(false); });
+  form.addEventListener("submit", function (event) { event.preventDefault(); say(input.value); input.value = ""; });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { // isComposing: Chinese IME
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  label_all();
+  var wasOpen = false;
+  try { wasOpen = sessionStorage.getItem(OPEN_KEY) === "1"; } catch (e) { /* ignore */ }
+  if (wasOpen || (script && script.dataset.open === "true")) setOpen(true);
+})();
