@@ -15,7 +15,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.settings import BotSettings
-from store import conversations, handoff as handoffs
+from store import conversations, handoff as handoffs, users
 
 logger = logging.getLogger(__name__)
 CLAIM_PREFIX = "claim:"
@@ -50,7 +50,7 @@ class HandoffRelay:
         view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
         if view is None or view.user_id is None:
             return True
-        user = await self.service.in_thread(conversations.get_user, self.service.db, view.sender_id)
+        user = await self.service.in_thread(users.get_user, self.service.db, view.sender_id)
         lines = await self.service.in_thread(conversations.recent_lines, self.service.db, view.user_id, 8)
         text = i18n.t(
             "staff_alert", STAFF_LANGUAGE,

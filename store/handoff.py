@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.conversations import ensure_user_in_session, user_by_sender
+from store.users import find_or_create, user_by_sender
 from store.db import Database
 from store.models import Handoff, HandoffNote, Notification, TranscriptLine, User, utcnow
 
@@ -58,7 +58,7 @@ def start_handoff(db: Database, sender_id: str, reason: str, language: str, deta
     transaction, so a handoff never exists without its alert.
     """
     with db.session() as session:
-        user = ensure_user_in_session(session, sender_id)
+        user = find_or_create(session, sender_id)
         existing = session.scalars(
             select(Handoff).where(Handoff.user_id == user.id, Handoff.status != "resolved")
         ).first()
