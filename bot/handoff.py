@@ -29,8 +29,6 @@ class HandoffRelay:
         self.chat_id = settings.staff_chat_id
         self.notifier = None
         self.bot = None
-        # Staff-group message id → handoff id, for replies to relayed user messages.
-        self._relayed: dict[int, int] = {}
 
     def register(self, application: Application) -> None:
         self.bot = application.bot
@@ -83,7 +81,9 @@ class HandoffRelay:
         text = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                       name=result.user.display_name or result.user.sender_id, text=incoming.text[:3500])
         message = await context.bot.send_message(self.chat_id, text)
-        self._relayed[message.message_id] = view.id
+        # In the store, not in memory: the staff reply may reach another gateway replica.
+        await self.service.in_thread(handoffs.remember_relay, self.service.db, self.chat_id,
+                                     message.message_id, view.id)
 
     # --- staff → bot -------------------------------------------------------------------------
 
@@ -102,20 +102,14 @@ class HandoffRelay:
         claimed = i18n.t("staff_claimed", STAFF_LANGUAGE, staff=view.claimed_by)
         await query.edit_message_text(f"{query.message.text}\n\n{claimed}")
 
-    def _handoff_for_reply(self, update: Update) -> int | None:
+    async def _find(self, update: Update) -> handoffs.HandoffView | None:
+        """The handoff of the staff-group message this one replies to (a relayed user message
+        or the alert)."""
         replied = update.effective_message.reply_to_message
         if replied is None:
             return None
-        return self._relayed.get(replied.message_id)
-
-    async def _find(self, update: Update) -> handoffs.HandoffView | None:
-        handoff_id = self._handoff_for_reply(update)
-        if handoff_id is not None:
-            return await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
-        replied = update.effective_message.reply_to_message
-        if replied is not None:
-            return await self.service.in_thread(handoffs.by_staff_message, self.service.db, replied.message_id)
-        return None
+        return await self.service.in_thread(handoffs.by_staff_message, self.service.db,
+                                            replied.message_id, replied.chat.id)
 
     async def on_staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from store.users import find_or_create, user_by_sender
 from store import notifications
 from store.db import Database
-from store.models import Handoff, HandoffNote, TranscriptLine, User, utcnow
+from store.models import Handoff, HandoffNote, StaffRelayMessage, TranscriptLine, User, utcnow
 
 STATUSES = ("waiting", "claimed", "resolved")
 MAX_REPLY = 4000  # Telegram's message limit is 4096 characters
@@ -91,11 +91,27 @@ def set_staff_message(db: Database, handoff_id: int, message_id: int) -> None:
             handoff.staff_chat_message_id = message_id
 
 
-def by_staff_message(db: Database, message_id: int) -> HandoffView | None:
+def remember_relay(db: Database, staff_chat_id: int, message_id: int, handoff_id: int) -> None:
+    """A user message relayed to the staff group as `message_id`: a reply to it answers this
+    handoff, on whichever gateway replica the reply arrives."""
     with db.session() as session:
-        handoff = session.scalars(
-            select(Handoff).where(Handoff.staff_chat_message_id == message_id)
-        ).first()
+        if session.get(StaffRelayMessage, (staff_chat_id, message_id)) is None:
+            session.add(StaffRelayMessage(staff_chat_id=staff_chat_id, message_id=message_id,
+                                          handoff_id=handoff_id))
+
+
+def by_staff_message(db: Database, message_id: int, staff_chat_id: int | None = None) -> HandoffView | None:
+    """The handoff a staff-group message belongs to: a relayed user message (given the staff
+    chat) or the handoff's alert."""
+    with db.session() as session:
+        handoff = None
+        if staff_chat_id is not None:
+            relayed = session.get(StaffRelayMessage, (staff_chat_id, message_id))
+            handoff = session.get(Handoff, relayed.handoff_id) if relayed else None
+        if handoff is None:
+            handoff = session.scalars(
+                select(Handoff).where(Handoff.staff_chat_message_id == message_id)
+            ).first()
         if handoff is None:
             return None
         user = session.get(User, handoff.user_id) if handoff.user_id else None
