@@ -2,9 +2,9 @@
 the assistant. The gateway, the action server and the console get `UserView`s, never rows.
 
 A sender id is Rasa's conversation id. Gateways make it from their channel and the person's id
-on that channel (`tg-12345`, `local-ana`); a REST client chooses its own (`abc`, `web-42`,
+on that channel (`tg-12345`, `local-ana`); a REST client chooses its own (`abc`, `crm-42`,
 `rest-7`). A REST sender's external id is the WHOLE sender id: stripping a guessed prefix made
-`web-42` and `app-42` the same (channel, external id) pair, and the second one crashed on the
+`crm-42` and `app-42` the same (channel, external id) pair, and the second one crashed on the
 unique constraint.
 """
 from __future__ import annotations

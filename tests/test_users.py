@@ -15,7 +15,7 @@ from store.models import User
         ("abc", "rest", "abc"),
         # A REST client's own id keeps every character: no prefix is guessed away.
         ("rest-7", "rest", "rest-7"),
-        ("web-42", "rest", "web-42"),
+        ("crm-42", "rest", "crm-42"),
         ("tg-", "rest", "tg-"),
     ],
 )
@@ -26,14 +26,14 @@ def test_parse_sender(sender_id, channel, external):
 
 
 def test_rest_senders_that_differ_only_in_a_prefix_are_different_users(any_db):
-    # The copy in store/conversations.py stripped "web-"/"app-" and both became ("rest", "42"):
+    # The copy in store/conversations.py stripped "crm-"/"app-" and both became ("rest", "42"):
     # the second crashed on the unique (channel, external_id) constraint.
-    first = users.ensure_user(any_db, "web-42")
+    first = users.ensure_user(any_db, "crm-42")
     second = handoff.start_handoff(any_db, "app-42", "asked_for_human", "en").user_id
     assert first != second
     with any_db.session() as s:
         rows = {u.sender_id: (u.channel, u.external_id) for u in s.query(User)}
-    assert rows == {"web-42": ("rest", "web-42"), "app-42": ("rest", "app-42")}
+    assert rows == {"crm-42": ("rest", "crm-42"), "app-42": ("rest", "app-42")}
 
 
 def test_long_rest_ids_fit_the_column_and_stay_distinct(sqlite_db):
