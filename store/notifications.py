@@ -24,8 +24,9 @@ payload that does not fit the kind's TypedDict:
   localised (dates in the user's time zone and date format, city names in their language),
   because the writer knows the user's language and the gateway should not re-derive it.
 - "staff_reply": a `StaffReplyPayload` — the staff member's own words, sent as they are:
-  {"text": ..., "staff_name": ..., "transcript_line_id": ...}; transcript_line_id says the
-  writer already put the line in the transcript, so the gateway does not record it again.
+  {"text": ..., "staff_name": ..., "transcript_line_id": ...} (only text is required);
+  transcript_line_id says the writer already put the line in the transcript, so the gateway
+  does not record it again.
 - "handoff_opened": a `HandoffOpenedPayload` — {"handoff_id": ...}; not a message to the user
   but the gateway's cue to alert the staff group.
 """
@@ -67,10 +68,10 @@ class MessagePayload(_MessageRequired, total=False):
 
 class _StaffReplyRequired(TypedDict):
     text: str
-    staff_name: str
 
 
 class StaffReplyPayload(_StaffReplyRequired, total=False):
+    staff_name: str
     transcript_line_id: int
 
 

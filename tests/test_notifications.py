@@ -118,7 +118,7 @@ def test_a_payload_that_does_not_fit_its_kind_is_refused(sqlite_db):
     bad = [
         ("x", {"text_key": "booking_stopped"}),                # no such kind
         ("reminder", {"values": {}}),                          # no text_key
-        ("staff_reply", {"text": "hi"}),                       # no staff_name
+        ("staff_reply", {"staff_name": "anna"}),               # no text
         ("handoff_opened", {"handoff_id": 1, "text": "hi"}),   # a key the kind does not have
     ]
     for kind, payload in bad:
