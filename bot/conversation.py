@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 import i18n
 from bot import metrics
 from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, RasaUnreachable, Reply
-from store import conversations
-from store.conversations import UserView
+from store import conversations, users
+from store.users import UserView
 from store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class ConversationService:
 
     async def user_for(self, incoming: Incoming) -> UserView:
         return await self.in_thread(
-            conversations.upsert_user,
+            users.upsert_user,
             self.db,
             incoming.channel,
             incoming.external_id,
@@ -404,7 +404,7 @@ class ConversationService:
     async def choose_language(self, incoming: Incoming, language: str) -> TurnResult:
         user = await self.user_for(incoming)
         language = i18n.normalise(language)
-        await self.in_thread(conversations.set_language, self.db, user.id, language, chosen=True)
+        await self.in_thread(users.set_language, self.db, user.id, language, chosen=True)
         reply = await self.say(user, language, "language_set", incoming.chat_id)
         return TurnResult(user=user, language=language, replies=[reply])
 

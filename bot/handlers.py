@@ -14,7 +14,7 @@ from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.rasa_client import Reply
 from bot.rendering import CallbackPayloads, keyboard, split_text
-from store import conversations
+from store import conversations, users
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class Gateway:
         user = await self.service.user_for(self.incoming(update, ""))
         own = contact.user_id is None or contact.user_id == update.effective_user.id
         if own and contact.phone_number:
-            await self.service.in_thread(_save_phone, self.service.db, user.id, contact.phone_number)
+            await self.service.in_thread(users.set_contact_phone, self.service.db, user.id, contact.phone_number)
             reply = await self.service.say(user, user.language, "contact_received", update.effective_chat.id, phone=contact.phone_number)
             await self.send(update, context, [reply])
         else:
@@ -211,15 +211,6 @@ class Gateway:
         incoming = self.incoming(update, "")
         user = await self.service.user_for(incoming)
         await self.send(update, context, [await self.service.say(user, user.language, key, incoming.chat_id)])
-
-
-def _save_phone(db, user_id: int, phone: str) -> None:
-    from store.models import User
-
-    with db.session() as session:
-        user = session.get(User, user_id)
-        if user is not None:
-            user.contact_phone = phone[:64]
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -14,9 +14,9 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
-from bot.notifier import OWN_GATEWAY_CHANNELS
+from bot.notifier import TELEGRAM_CHANNELS
 from bot.settings import BotSettings
-from store import conversations, handoff as handoffs
+from store import conversations, handoff as handoffs, users
 
 logger = logging.getLogger(__name__)
 CLAIM_PREFIX = "claim:"
@@ -30,8 +30,6 @@ class HandoffRelay:
         self.chat_id = settings.staff_chat_id
         self.notifier = None
         self.bot = None
-        # Staff-group message id → handoff id, for replies to relayed user messages.
-        self._relayed: dict[int, int] = {}
 
     def register(self, application: Application) -> None:
         self.bot = application.bot
@@ -51,7 +49,7 @@ class HandoffRelay:
         view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
         if view is None or view.user_id is None:
             return True
-        user = await self.service.in_thread(conversations.get_user, self.service.db, view.sender_id)
+        user = await self.service.in_thread(users.get_user, self.service.db, view.sender_id)
         lines = await self.service.in_thread(conversations.recent_lines, self.service.db, view.user_id, 8)
         text = i18n.t(
             "staff_alert", STAFF_LANGUAGE,
@@ -84,7 +82,9 @@ class HandoffRelay:
         text = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                       name=result.user.display_name or result.user.sender_id, text=incoming.text[:3500])
         message = await context.bot.send_message(self.chat_id, text)
-        self._relayed[message.message_id] = view.id
+        # In the store, not in memory: the staff reply may reach another gateway replica.
+        await self.service.in_thread(handoffs.remember_relay, self.service.db, self.chat_id,
+                                     message.message_id, view.id)
 
     async def relay_queued(self, handoff_id: int, text: str) -> bool:
         """A user's message queued by another channel's process (store.handoff.relay_to_staff)."""
@@ -95,7 +95,8 @@ class HandoffRelay:
         relayed = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                          name=(user.display_name if user else None) or view.sender_id, text=text[:3500])
         message = await self.bot.send_message(self.chat_id, relayed)
-        self._relayed[message.message_id] = view.id
+        await self.service.in_thread(handoffs.remember_relay, self.service.db, self.chat_id,
+                                     message.message_id, view.id)
         return True
 
     # --- staff → bot -------------------------------------------------------------------------
@@ -115,20 +116,14 @@ class HandoffRelay:
         claimed = i18n.t("staff_claimed", STAFF_LANGUAGE, staff=view.claimed_by)
         await query.edit_message_text(f"{query.message.text}\n\n{claimed}")
 
-    def _handoff_for_reply(self, update: Update) -> int | None:
+    async def _find(self, update: Update) -> handoffs.HandoffView | None:
+        """The handoff of the staff-group message this one replies to (a relayed user message
+        or the alert)."""
         replied = update.effective_message.reply_to_message
         if replied is None:
             return None
-        return self._relayed.get(replied.message_id)
-
-    async def _find(self, update: Update) -> handoffs.HandoffView | None:
-        handoff_id = self._handoff_for_reply(update)
-        if handoff_id is not None:
-            return await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
-        replied = update.effective_message.reply_to_message
-        if replied is not None:
-            return await self.service.in_thread(handoffs.by_staff_message, self.service.db, replied.message_id)
-        return None
+        return await self.service.in_thread(handoffs.by_staff_message, self.service.db,
+                                            replied.message_id, replied.chat.id)
 
     async def on_staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -136,9 +131,10 @@ class HandoffRelay:
             await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
             return
         view = await self._find(update)
-        # A user with no Telegram chat is reachable only on a channel with its own sender (WeChat).
+        # A Telegram user needs a chat to be written to; WeChat and web-chat users are reached
+        # by their own channel's process, which sends the staff reply's notification.
         if view is None or view.status == "resolved" or (
-                view.chat_id is None and conversations.channel_of(view.sender_id) not in OWN_GATEWAY_CHANNELS):
+                view.chat_id is None and users.channel_of(view.sender_id) in TELEGRAM_CHANNELS):
             return
         # The same path as a console reply: a transcript line and a notification the
         # notifier sends at once; answering a waiting handoff claims it.

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import httpx
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,11 +46,7 @@ class HealthChecks:
         return response.status_code == 200, f"HTTP {response.status_code}"
 
     async def check_store(self) -> tuple[bool, str]:
-        def query() -> None:
-            with self.db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-
-        await asyncio.to_thread(query)
+        await asyncio.to_thread(self.db.ping)
         return True, ""
 
     async def check_bot_api(self) -> tuple[bool, str]:

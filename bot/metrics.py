@@ -8,12 +8,12 @@ sum().
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from sqlalchemy import func, select
+
+from store import stats
 
 logger = logging.getLogger(__name__)
 
@@ -47,31 +47,20 @@ class StoreCollector:
         self.db = db
 
     def collect(self):
-        from store.models import Booking, Handoff
-
         try:
-            with self.db.session() as session:
-                bookings = session.execute(
-                    select(Booking.kind, Booking.status, func.count()).group_by(Booking.kind, Booking.status)
-                ).all()
-                handoffs = session.execute(
-                    select(Handoff.reason, Handoff.status, func.count()).group_by(Handoff.reason, Handoff.status)
-                ).all()
-                claims = session.execute(
-                    select(Handoff.created_at, Handoff.claimed_at).where(Handoff.claimed_at.is_not(None))
-                ).all()
+            counted = stats.figures(self.db)
         except Exception as error:  # a scrape must not fail because the store does
             logger.warning("metrics: store not readable: %s", error)
             return
         family = GaugeMetricFamily("score_bookings", "Bookings in the store", labels=["kind", "status"])
-        for kind, status, count in bookings:
+        for kind, status, count in counted.bookings:
             family.add_metric([kind, status], count)
         yield family
         family = GaugeMetricFamily("score_handoffs", "Handoffs to staff in the store", labels=["reason", "status"])
-        for reason, status, count in handoffs:
+        for reason, status, count in counted.handoffs:
             family.add_metric([reason, status], count)
         yield family
-        waits = sorted(max((claimed - created) / dt.timedelta(seconds=1), 0.0) for created, claimed in claims)
+        waits = counted.claim_waits
         buckets, index = [], 0
         for bound in CLAIM_BUCKETS:
             while index < len(waits) and waits[index] <= bound:

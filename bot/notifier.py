@@ -17,8 +17,8 @@ from bot import store_faults
 from bot.conversation import ConversationService
 from bot.rasa_client import Button
 from bot.rendering import split_text
-from store import notifications
-from store.models import User
+from store import notifications, users
+from store.users import UserView
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 TELEGRAM_CHANNELS = ("telegram", "local", "rest")
 
 # deliver(user, text, buttons) sends a text to a user; returns False if it can't (blocked bot).
-Deliver = Callable[[User, str, list[Button]], Awaitable[bool]]
+Deliver = Callable[[UserView, str, list[Button]], Awaitable[bool]]
 
 
 class Notifier:
@@ -68,7 +68,7 @@ class Notifier:
             if not self.handoff:
                 return True
             return await self.handoff.relay_queued(row.payload["handoff_id"], row.payload.get("text", ""))
-        user = await asyncio.to_thread(_user, self.service.db, row.user_id)
+        user = await asyncio.to_thread(users.get_user_by_id, self.service.db, row.user_id) if row.user_id else None
         if user is None:
             return True  # the user asked us to forget them: nothing to send
         if row.kind == "staff_reply":
@@ -101,18 +101,8 @@ class Notifier:
             self.wake.clear()
 
 
-def _user(db, user_id: int | None) -> User | None:
-    if user_id is None:
-        return None
-    with db.session() as session:
-        user = session.get(User, user_id)
-        if user is not None:
-            session.expunge(user)
-        return user
-
-
 def telegram_deliver(application: Application) -> Deliver:
-    async def deliver(user: User, text: str, buttons: list[Button]) -> bool:
+    async def deliver(user: UserView, text: str, buttons: list[Button]) -> bool:
         if user.chat_id is None:
             return True  # a local-chat user: the local chat prints its own notifications
         gateway = application.bot_data["gateway"]

@@ -20,7 +20,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def create_user(args: argparse.Namespace) -> int:
-    from console.passwords import create_user as create
+    from store.staff import create_user as create
 
     password = _read_password(args.password_stdin)
     db = get_database()
@@ -51,7 +51,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def demo_data(args: argparse.Namespace) -> int:
-    from console.demo import seed
+    from store.demo import seed
 
     db = get_database()
     db.create_all()

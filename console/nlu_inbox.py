@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from console.redact import Redactor
-from store.models import Handoff, NluLabel, TranscriptLine, User, utcnow
+from store.models import Handoff, NluLabel, TranscriptLine, User
 
 NEW_PREFIX = "new:"
 FALLBACK = "nlu_fallback"
@@ -103,19 +103,6 @@ def inbox(session: Session, show: str = "open", page: int = 1) -> tuple[list[Inb
         .order_by(TranscriptLine.created_at.desc(), TranscriptLine.id.desc())
     ).all()
     return [InboxRow(line, user, label) for line, user, label in rows], len(ids)
-
-
-def label(session: Session, line_id: int, intent: str, staff: str) -> NluLabel:
-    line = session.get(TranscriptLine, line_id)
-    if line is None or line.direction != "in":
-        raise ValueError("No such user message.")
-    existing = session.scalar(select(NluLabel).where(NluLabel.transcript_line_id == line_id))
-    if existing is None:
-        existing = NluLabel(transcript_line_id=line_id, intent=intent, labelled_by=staff)
-        session.add(existing)
-    else:
-        existing.intent, existing.labelled_by, existing.created_at = intent, staff, utcnow()
-    return existing
 
 
 def export_yaml(session: Session, redact: Redactor | None = None) -> str:

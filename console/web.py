@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from console.settings import Settings
 from store.db import Database
-from store.models import AuditEntry, StaffUser, utcnow
+from store.models import utcnow
+from store.staff import write_audit
 
 HERE = Path(__file__).resolve().parent
 # Reachable without a session: the login form and the stylesheet it uses.
@@ -269,7 +270,7 @@ Handler = Callable[[Ctx], Response]
 
 
 def _load_staff(db: Database, token: Any) -> Staff | None:
-    from console import sessions
+    from store import console_sessions as sessions
 
     with db.session() as s:
         row = sessions.staff_for(s, str(token))
@@ -278,11 +279,6 @@ def _load_staff(db: Database, token: Any) -> Staff | None:
         # A lockout does not end sessions already open: otherwise anyone could log staff out
         # by typing wrong passwords for their name.
         return Staff(id=row.id, username=row.username, role=row.role)
-
-
-def write_audit(db: Database, username: str, action: str, target: str | None) -> None:
-    with db.session() as s:
-        s.add(AuditEntry(staff_username=username, action=action, target=(target or "")[:200]))
 
 
 def page(handler: Handler, *, audit: str, admin: bool = False) -> Callable[[Request], Any]:

@@ -64,7 +64,7 @@ from store.booking_results import (  # noqa: F401
     view,
 )
 from store.db import Database
-from store.models import Booking, User, WaitlistEntry, utcnow
+from store.models import Booking, WaitlistEntry, utcnow
 from store.offers import CLASSROOM, CONSULTATION, Offer  # noqa: F401
 from store.references import (  # noqa: F401
     REFERENCE_ALPHABET,
@@ -74,31 +74,8 @@ from store.references import (  # noqa: F401
     normalise_reference,
 )
 from store.transactions import MAX_ATTEMPTS, Rollback, transaction  # noqa: F401
-
-# --- users -----------------------------------------------------------------------------------
-
-
-def user_for_sender(session: Session, sender_id: str, language: str | None = None) -> User:
-    """The store's User for a Rasa sender id, created when the gateway has not (local chat,
-    REST, tests). The channel is read from the id's prefix (tg-, local-)."""
-    user = session.scalar(select(User).where(User.sender_id == sender_id))
-    if user is not None:
-        return user
-    if sender_id.startswith("tg-"):
-        channel, external = "telegram", sender_id[3:]
-    elif sender_id.startswith("local-"):
-        channel, external = "local", sender_id[6:]
-    else:
-        channel, external = "rest", sender_id
-    user = User(channel=channel, external_id=external[:64], sender_id=sender_id,
-                language=language or "en")
-    session.add(user)
-    session.flush()
-    return user
-
-
-def ensure_user(db: Database, sender_id: str, language: str | None = None) -> int:
-    return transaction(db, lambda s: user_for_sender(s, sender_id, language).id)
+# Find-or-create lives in store.users; these names stay part of the booking API.
+from store.users import ensure_user, find_or_create as user_for_sender  # noqa: F401
 
 
 # --- writing a booking -----------------------------------------------------------------------

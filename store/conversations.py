@@ -1,4 +1,4 @@
-"""Users, transcript lines and processed Telegram updates."""
+"""Transcript lines, processed Telegram updates and forgetting a user (users: store.users)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,116 +16,13 @@ from store.models import (
     Notification,
     ProcessedUpdate,
     TranscriptLine,
-    User,
     WaitlistEntry,
-    utcnow,
 )
 from store.transactions import transaction
+from store.users import UserView, get_user, upsert, user_by_sender, view_of
 
-CHANNEL_PREFIXES = {"telegram": "tg", "local": "local", "rest": "rest", "wechat": "wx", "web": "web"}
-
-
-def sender_id_for(channel: str, external_id: str) -> str:
-    return f"{CHANNEL_PREFIXES.get(channel, channel)}-{external_id}"
-
-
-def channel_of(sender_id: str) -> str:
-    prefix = sender_id.split("-", 1)[0]
-    return {v: k for k, v in CHANNEL_PREFIXES.items()}.get(prefix, "rest")
-
-
-@dataclass(frozen=True)
-class UserView:
-    """What the gateway needs to know about a user for one turn (detached from the session)."""
-
-    id: int
-    sender_id: str
-    chat_id: int | None
-    language: str
-    language_chosen: bool
-    paused: bool
-    display_name: str | None
-
-
-def _view(user: User) -> UserView:
-    return UserView(
-        id=user.id,
-        sender_id=user.sender_id,
-        chat_id=user.chat_id,
-        language=user.language,
-        language_chosen=user.language_chosen,
-        paused=user.paused,
-        display_name=user.display_name,
-    )
-
-
-def user_by_sender(session: Session, sender_id: str) -> User | None:
-    return session.scalars(select(User).where(User.sender_id == sender_id)).one_or_none()
-
-
-def ensure_user_in_session(session: Session, sender_id: str) -> User:
-    """The store's user for a Rasa conversation id, created when an action sees it first."""
-    user = user_by_sender(session, sender_id)
-    if user is None:
-        channel = channel_of(sender_id)
-        user = User(
-            channel=channel,
-            external_id=sender_id.split("-", 1)[-1],
-            sender_id=sender_id,
-        )
-        session.add(user)
-        session.flush()
-    return user
-
-
-def _upsert(
-    session: Session,
-    channel: str,
-    external_id: str,
-    *,
-    chat_id: int | None,
-    display_name: str | None,
-    username: str | None,
-    telegram_language_code: str | None,
-    default_language: str,
-) -> User:
-    sender_id = sender_id_for(channel, external_id)
-    user = user_by_sender(session, sender_id)
-    if user is None:
-        user = User(channel=channel, external_id=external_id, sender_id=sender_id, language=default_language)
-        session.add(user)
-    if chat_id is not None:
-        user.chat_id = chat_id
-    if display_name:
-        user.display_name = display_name[:200]
-    if username:
-        user.username = username[:64]
-    if telegram_language_code:
-        user.telegram_language_code = telegram_language_code[:16]
-    user.last_seen_at = utcnow()
-    session.flush()
-    return user
-
-
-def upsert_user(
-    db: Database,
-    channel: str,
-    external_id: str,
-    *,
-    chat_id: int | None = None,
-    display_name: str | None = None,
-    username: str | None = None,
-    telegram_language_code: str | None = None,
-    default_language: str = "en",
-) -> UserView:
-    # Two gateways may create the same user at once: the loser retries and finds the row.
-    def run(session: Session) -> UserView:
-        return _view(_upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
-                             username=username, telegram_language_code=telegram_language_code,
-                             default_language=default_language))
-
-    return transaction(db, run)
-
+__all__ = ["ForgetReport", "LineView", "UserView", "claim_update", "forget_user", "get_user",
+           "record_lines", "recent_lines", "start_turn"]
 
 def start_turn(
     db: Database,
@@ -145,7 +42,7 @@ def start_turn(
     language button), write the user's message to the transcript."""
 
     def run(session: Session) -> tuple[UserView, int]:
-        user = _upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
+        user = upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
                        username=username, telegram_language_code=telegram_language_code,
                        default_language=default_language)
         user.language = decide_language(user.language, user.language_chosen)
@@ -153,7 +50,7 @@ def start_turn(
                               language=user.language)
         session.add(line)
         session.flush()
-        return _view(user), line.id
+        return view_of(user), line.id
 
     return transaction(db, run)
 
@@ -177,22 +74,6 @@ def record_lines(
                 line.intent, line.confidence = intent[1], intent[2]
 
 
-def get_user(db: Database, sender_id: str) -> UserView | None:
-    with db.session() as session:
-        user = user_by_sender(session, sender_id)
-        return _view(user) if user else None
-
-
-def set_language(db: Database, user_id: int, language: str, *, chosen: bool = False) -> None:
-    with db.session() as session:
-        user = session.get(User, user_id)
-        if user is None:
-            return
-        user.language = language
-        if chosen:
-            user.language_chosen = True
-
-
 def claim_update(db: Database, update_id: int, bot_id: str = "") -> bool:
     """True the first time an update id is seen; False for a repeated delivery."""
     try:
@@ -203,7 +84,18 @@ def claim_update(db: Database, update_id: int, bot_id: str = "") -> bool:
         return False
 
 
-def recent_lines(db: Database, user_id: int, limit: int = 10) -> list[TranscriptLine]:
+@dataclass(frozen=True)
+class LineView:
+    """One transcript line, detached from the session."""
+
+    id: int
+    direction: str  # in | out | staff
+    text: str
+    language: str | None
+    staff_name: str | None
+
+
+def recent_lines(db: Database, user_id: int, limit: int = 10) -> list[LineView]:
     with db.session() as session:
         rows = session.scalars(
             select(TranscriptLine)
@@ -211,7 +103,7 @@ def recent_lines(db: Database, user_id: int, limit: int = 10) -> list[Transcript
             .order_by(TranscriptLine.created_at.desc(), TranscriptLine.id.desc())
             .limit(limit)
         ).all()
-        return list(reversed(rows))
+        return [LineView(r.id, r.direction, r.text, r.language, r.staff_name) for r in reversed(rows)]
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,11 @@ class Database:
             with session.begin():
                 yield session
 
+    def ping(self) -> None:
+        """One trivial query: raises when the database cannot be reached (health checks)."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def create_all(self) -> None:
         """Bring the schema up to date with Alembic (keeps data across upgrades)."""
         from store.migrate import upgrade

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.conversations import channel_of, ensure_user_in_session, user_by_sender
+from store.users import channel_of, find_or_create, user_by_sender
 from store.db import Database
 from store.models import Enquiry, User
 from store.transactions import transaction
@@ -38,7 +38,7 @@ def save_enquiry(db: Database, record: EnquiryRecord) -> int:
     The gateway may create the same user at the same moment: the transaction is retried."""
 
     def work(session: Session) -> int:
-        user = ensure_user_in_session(session, record.sender_id)
+        user = find_or_create(session, record.sender_id)
         enquiry = Enquiry(
             user_id=user.id,
             employees_low=record.employees_low,

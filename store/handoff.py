@@ -3,7 +3,8 @@
 Used by the action server (open), the Telegram staff group (claim, reply, resume) and the
 console (all of it). State changes are conditional UPDATEs, so two staff members clicking at
 once cannot both claim a handoff, and a resolve sends the "bot is back" notification once.
-Messages to the user (staff replies, "bot is back") are Notification rows that a gateway sends.
+Messages to the user (staff replies, "bot is back") and staff alerts are notifications
+(store.notifications.add) that a gateway sends.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.conversations import ensure_user_in_session, user_by_sender
+from store.users import find_or_create, user_by_sender
+from store import notifications
 from store.db import Database
-from store.models import Handoff, HandoffNote, Notification, TranscriptLine, User, utcnow
+from store.models import Handoff, HandoffNote, StaffRelayMessage, TranscriptLine, User, utcnow
 
 STATUSES = ("waiting", "claimed", "resolved")
 MAX_REPLY = 4000  # Telegram's message limit is 4096 characters
@@ -58,7 +60,7 @@ def start_handoff(db: Database, sender_id: str, reason: str, language: str, deta
     transaction, so a handoff never exists without its alert.
     """
     with db.session() as session:
-        user = ensure_user_in_session(session, sender_id)
+        user = find_or_create(session, sender_id)
         existing = session.scalars(
             select(Handoff).where(Handoff.user_id == user.id, Handoff.status != "resolved")
         ).first()
@@ -68,14 +70,8 @@ def start_handoff(db: Database, sender_id: str, reason: str, language: str, deta
         handoff = Handoff(user_id=user.id, reason=reason, language=language, detail=detail)
         session.add(handoff)
         session.flush()
-        session.add(
-            Notification(
-                user_id=user.id,
-                kind="handoff_opened",
-                dedupe_key=f"handoff-opened-{handoff.id}",
-                payload={"handoff_id": handoff.id},
-            )
-        )
+        notifications.add(session, user_id=user.id, kind="handoff_opened",
+                          dedupe_key=f"handoff-opened-{handoff.id}", payload={"handoff_id": handoff.id})
         return _view(handoff, user, created_now=True)
 
 
@@ -95,11 +91,27 @@ def set_staff_message(db: Database, handoff_id: int, message_id: int) -> None:
             handoff.staff_chat_message_id = message_id
 
 
-def by_staff_message(db: Database, message_id: int) -> HandoffView | None:
+def remember_relay(db: Database, staff_chat_id: int, message_id: int, handoff_id: int) -> None:
+    """A user message relayed to the staff group as `message_id`: a reply to it answers this
+    handoff, on whichever gateway replica the reply arrives."""
     with db.session() as session:
-        handoff = session.scalars(
-            select(Handoff).where(Handoff.staff_chat_message_id == message_id)
-        ).first()
+        if session.get(StaffRelayMessage, (staff_chat_id, message_id)) is None:
+            session.add(StaffRelayMessage(staff_chat_id=staff_chat_id, message_id=message_id,
+                                          handoff_id=handoff_id))
+
+
+def by_staff_message(db: Database, message_id: int, staff_chat_id: int | None = None) -> HandoffView | None:
+    """The handoff a staff-group message belongs to: a relayed user message (given the staff
+    chat) or the handoff's alert."""
+    with db.session() as session:
+        handoff = None
+        if staff_chat_id is not None:
+            relayed = session.get(StaffRelayMessage, (staff_chat_id, message_id))
+            handoff = session.get(Handoff, relayed.handoff_id) if relayed else None
+        if handoff is None:
+            handoff = session.scalars(
+                select(Handoff).where(Handoff.staff_chat_message_id == message_id)
+            ).first()
         if handoff is None:
             return None
         user = session.get(User, handoff.user_id) if handoff.user_id else None
@@ -193,14 +205,9 @@ def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
         )
         if still_open is None:
             session.execute(update(User).where(User.id == handoff.user_id).values(paused=False))
-        session.add(
-            Notification(
-                user_id=handoff.user_id,
-                kind="handoff_resumed",
-                dedupe_key=f"resume-{handoff.id}",
-                payload={"text_key": "handoff_resumed"},
-            )
-        )
+        # No language: the user's language when it is sent (they may switch meanwhile).
+        notifications.add(session, user_id=handoff.user_id, kind="handoff_resumed",
+                          dedupe_key=f"resume-{handoff.id}", payload={"text_key": "handoff_resumed"})
     return handoff
 
 
@@ -234,15 +241,14 @@ def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLi
     )
     session.add(line)
     session.flush()
-    session.add(
-        Notification(
-            user_id=user.id,
-            kind="staff_reply",
-            dedupe_key=f"staff-reply-{line.id}-{uuid.uuid4().hex[:12]}",
-            # transcript_line_id says the console already wrote the transcript line, so a
-            # gateway that records what it sends can skip it (no duplicate in the transcript).
-            payload={"text": text, "staff_name": staff, "transcript_line_id": line.id},
-        )
+    notifications.add(
+        session,
+        user_id=user.id,
+        kind="staff_reply",
+        dedupe_key=f"staff-reply-{line.id}-{uuid.uuid4().hex[:12]}",
+        # transcript_line_id says the console already wrote the transcript line, so a
+        # gateway that records what it sends can skip it (no duplicate in the transcript).
+        payload={"text": text, "staff_name": staff, "transcript_line_id": line.id},
     )
     return line
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from store.conversations import sender_id_for, user_by_sender
+from store.users import sender_id_for, user_by_sender
 from store.db import Database
 from store.models import TranscriptLine
 

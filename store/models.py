@@ -311,6 +311,19 @@ class Handoff(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class StaffRelayMessage(Base):
+    """A user message the bot relayed to the staff group: a staff reply to it answers that
+    handoff. Kept in the store, not in a gateway's memory, so whichever gateway replica
+    receives the staff reply can route it."""
+
+    __tablename__ = "staff_relay_messages"
+
+    staff_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class HandoffNote(Base):
     __tablename__ = "handoff_notes"
 

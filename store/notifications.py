@@ -5,26 +5,39 @@ gateway claims due rows with `claim_due`, sends them, then calls `mark_sent`. A 
 not marked sent within `reclaim_after` (the gateway crashed mid-send) is claimed again, so a
 message may in the worst case be sent twice but is never lost.
 
-The payload of every row is a dict the gateway turns into text without knowing who wrote it:
+Every row is written by `add` (the one writer), which refuses a kind it does not know and a
+payload that does not fit the kind's TypedDict:
+
+- "reminder", "waitlist_promoted", "handoff_resumed": a `MessagePayload`, which the gateway
+  turns into text without knowing who wrote it:
 
     {
       "text_key": "booking_reminder",   # an i18n key (i18n/messages/*.yml)
-      "language": "zh",                 # the language the values were formatted in; say it so
-      "values": {"reference": "SC-7K3F9Q", "when": "2027年1月12日（周二）09:00", ...},
+      "language": "zh",                 # optional: the language the values were formatted in;
+                                        # absent: the user's language when it is sent
+      "values": {"reference": "SC-7K3F9Q", "when": "2027年1月12日（周二）09:00", ...},  # optional
       "buttons": [{"title": "我的预约", "payload": "/my_bookings"}],   # optional
       "booking_reference": "SC-7K3F9Q"  # optional, for logs and the console
     }
 
-`render(payload)` gives the text: `i18n.t(text_key, language, **values)`. Values are already
-localised (dates in the user's time zone and date format, city names in their language),
-because the writer knows the user's language and the gateway should not re-derive it.
+  `render(payload)` gives the text: `i18n.t(text_key, language, **values)`. Values are already
+  localised (dates in the user's time zone and date format, city names in their language),
+  because the writer knows the user's language and the gateway should not re-derive it.
+- "staff_reply": a `StaffReplyPayload` — the staff member's own words, sent as they are:
+  {"text": ..., "staff_name": ..., "transcript_line_id": ...} (only text is required);
+  transcript_line_id says the writer already put the line in the transcript, so the gateway
+  does not record it again.
+- "handoff_opened": a `HandoffOpenedPayload` — {"handoff_id": ...}; not a message to the user
+  but the gateway's cue to alert the staff group.
+- "handoff_user_message": a `HandoffUserMessagePayload` — {"handoff_id": ..., "text": ...}: a
+  WeChat user's message during a handoff, for the staff group (sent by the Telegram gateway).
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Literal, TypedDict, get_args
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -38,6 +51,73 @@ STAFF_KINDS = ("handoff_opened", "handoff_user_message")
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
 
+Kind = Literal["reminder", "waitlist_promoted", "handoff_resumed", "staff_reply", "handoff_opened",
+               "handoff_user_message"]
+
+
+class ButtonPayload(TypedDict):
+    title: str
+    payload: str
+
+
+# Required keys in a total base, optional ones in a total=False subclass: works with
+# postponed annotations (NotRequired[...] as a string is not recognised by Python 3.11).
+class _MessageRequired(TypedDict):
+    text_key: str
+
+
+class MessagePayload(_MessageRequired, total=False):
+    language: str
+    values: dict[str, Any]
+    buttons: list[ButtonPayload]
+    booking_reference: str
+
+
+class _StaffReplyRequired(TypedDict):
+    text: str
+
+
+class StaffReplyPayload(_StaffReplyRequired, total=False):
+    staff_name: str
+    transcript_line_id: int
+
+
+class HandoffOpenedPayload(TypedDict):
+    handoff_id: int
+
+
+class HandoffUserMessagePayload(TypedDict):
+    """A message a user of a channel without the staff group (WeChat) sent during a handoff."""
+
+    handoff_id: int
+    text: str
+
+
+Payload = MessagePayload | StaffReplyPayload | HandoffOpenedPayload | HandoffUserMessagePayload
+PAYLOADS: dict[str, type] = {
+    "reminder": MessagePayload,
+    "waitlist_promoted": MessagePayload,
+    "handoff_resumed": MessagePayload,
+    "staff_reply": StaffReplyPayload,
+    "handoff_opened": HandoffOpenedPayload,
+    "handoff_user_message": HandoffUserMessagePayload,
+}
+assert set(PAYLOADS) == set(get_args(Kind))
+
+
+def check_payload(kind: str, payload: Any) -> None:
+    """Refuse a kind without a payload type, a missing required key and an unknown key: a
+    row the gateway could not send is refused when written, not found when sent."""
+    shape = PAYLOADS.get(kind)
+    if shape is None:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    if not isinstance(payload, dict):
+        raise ValueError(f"a {kind} payload is a dict")
+    missing = shape.__required_keys__ - payload.keys()
+    unknown = payload.keys() - shape.__required_keys__ - shape.__optional_keys__
+    if missing or unknown:
+        raise ValueError(f"{kind} payload: missing {sorted(missing)}, unknown {sorted(unknown)}")
+
 
 @dataclass(frozen=True)
 class ClaimedNotification:
@@ -46,7 +126,7 @@ class ClaimedNotification:
     id: int
     user_id: int | None
     kind: str
-    payload: dict[str, Any]
+    payload: Any  # the kind's payload type (PAYLOADS)
     due_at: dt.datetime
     dedupe_key: str
 
@@ -55,16 +135,18 @@ def add(
     session: Session,
     *,
     user_id: int | None,
-    kind: str,
+    kind: Kind,
     dedupe_key: str,
-    payload: dict[str, Any],
+    payload: Payload,
     due_at: dt.datetime | None = None,
 ) -> bool:
     """Add a notification unless one with the same dedupe key exists; True when added.
+    The only writer of notification rows (tests/test_store_boundary.py checks it).
 
     The check is inside the caller's transaction; a concurrent writer with the same key loses
     on the unique constraint (IntegrityError) and the caller's retry then finds the row.
     """
+    check_payload(kind, payload)
     exists = session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
     if exists is not None:
         return False
@@ -73,7 +155,7 @@ def add(
             user_id=user_id,
             kind=kind,
             dedupe_key=dedupe_key,
-            payload=payload,
+            payload=dict(payload),
             due_at=due_at or utcnow(),
         )
     )
@@ -182,7 +264,7 @@ def release(db: Database, notification_id: int, worker: str) -> bool:
         return bool(result.rowcount)
 
 
-def render(payload: dict[str, Any], fallback_language: str | None = None) -> str:
+def render(payload: MessagePayload, fallback_language: str | None = None) -> str:
     """The text of a notification payload (see the module docstring)."""
     lang = payload.get("language") or fallback_language
     return t(payload["text_key"], lang, **(payload.get("values") or {}))

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from i18n import normalise, t
+from store.notifications import MessagePayload
 from store.places import place_name
 
 CLASSROOM = "classroom"
@@ -90,8 +91,8 @@ def offer_values(offer: Offer, lang: str | None) -> dict[str, Any]:
 
 
 def notification_payload(text_key: str, lang: str | None, offer: Offer, *, reference: str,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A Notification payload (format: store/notifications.py) about a booked offer."""
+                         extra: dict[str, Any] | None = None) -> MessagePayload:
+    """A notification payload (store.notifications.MessagePayload) about a booked offer."""
     lang = normalise(lang)
     values = {**offer_values(offer, lang), "reference": reference, **(extra or {})}
     return {

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from console.demo import seed
+from store.demo import seed
 from store.db import PROJECT_ROOT, Database
 from store.models import Handoff, HandoffNote, Notification, TranscriptLine
 from tests.console.helpers import PASSWORD, add_staff, make_app

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from console import __main__ as cli
 from console.charts import nice_ticks
-from console.demo import seed
+from store.demo import seed
 from console.redact import redactor_for
 from store.models import AuditEntry, NluLabel, StaffUser, TranscriptLine, User
 from tests.console.helpers import client_for, csrf_of

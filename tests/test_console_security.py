@@ -12,7 +12,7 @@ from sqlalchemy import select
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from console import passwords
+from store import staff as passwords
 from console.app import SESSION_COOKIE, create_app
 from console.settings import Settings
 from store.models import AuditEntry, ConsoleSession, Handoff, StaffUser, TranscriptLine, User, utcnow

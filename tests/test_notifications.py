@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import pytest
 from sqlalchemy import select, text
 
 from store import notifications
@@ -31,8 +32,8 @@ def test_only_due_rows_are_claimed_once(any_db):
 
 def test_dedupe_key_adds_once(any_db):
     with any_db.session() as s:
-        assert notifications.add(s, user_id=None, kind="x", dedupe_key="same", payload={})
-        assert not notifications.add(s, user_id=None, kind="x", dedupe_key="same", payload={})
+        assert notifications.add(s, user_id=None, kind="reminder", dedupe_key="same", payload={"text_key": "booking_stopped"})
+        assert not notifications.add(s, user_id=None, kind="reminder", dedupe_key="same", payload={"text_key": "booking_stopped"})
     with any_db.session() as s:
         assert len(s.scalars(select(Notification)).all()) == 1
 
@@ -110,3 +111,19 @@ def test_render_payload():
     assert notifications.render(payload) == "预约 SC-7K3F9Q 已取消，相关提醒也已取消。"
     payload["language"] = None
     assert notifications.render(payload, "en").startswith("Booking SC-7K3F9Q is cancelled")
+
+
+def test_a_payload_that_does_not_fit_its_kind_is_refused(sqlite_db):
+    """One writer, one payload type per kind: a row the gateway could not send is never written."""
+    bad = [
+        ("x", {"text_key": "booking_stopped"}),                # no such kind
+        ("reminder", {"values": {}}),                          # no text_key
+        ("staff_reply", {"staff_name": "anna"}),               # no text
+        ("handoff_opened", {"handoff_id": 1, "text": "hi"}),   # a key the kind does not have
+    ]
+    for kind, payload in bad:
+        with pytest.raises(ValueError):
+            with sqlite_db.session() as s:
+                notifications.add(s, user_id=None, kind=kind, dedupe_key=f"bad-{kind}", payload=payload)
+    with sqlite_db.session() as s:
+        assert s.scalars(select(Notification)).all() == []

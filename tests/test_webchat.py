@@ -13,7 +13,7 @@ from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.server import RateLimit, create_app, history_line
 from bot.webchat.settings import WebchatSettings
-from store import conversations, notifications
+from store import conversations, notifications, users
 from store import handoff as handoffs
 from store import history as transcripts
 
@@ -73,8 +73,8 @@ def test_rate_limit_per_visitor():
 
 
 def test_notifications_go_to_their_channel(sqlite_db):
-    web = conversations.upsert_user(sqlite_db, "web", VISITOR)
-    tg = conversations.upsert_user(sqlite_db, "telegram", "12345", chat_id=12345)
+    web = users.upsert_user(sqlite_db, "web", VISITOR)
+    tg = users.upsert_user(sqlite_db, "telegram", "12345", chat_id=12345)
     handoffs.start_handoff(sqlite_db, web.sender_id, "asked", "zh")
     handoffs.reply_as(sqlite_db, web.id, "anna", "web reply")
     handoffs.reply_as(sqlite_db, tg.id, "anna", "telegram reply")
@@ -87,7 +87,7 @@ def test_notifications_go_to_their_channel(sqlite_db):
 
 
 def test_history_and_a_staff_reply_pushed_over_the_socket(sqlite_db):
-    user = conversations.upsert_user(sqlite_db, "web", VISITOR, default_language="zh")
+    user = users.upsert_user(sqlite_db, "web", VISITOR, default_language="zh")
     conversations.record_lines(sqlite_db, user.id, ["我想和工作人员谈谈"], direction="in", language="zh")
     conversations.record_lines(sqlite_db, user.id, ["好的，正在为您转接工作人员。\n[English] | [中文]"], language="zh")
     handoffs.start_handoff(sqlite_db, user.sender_id, "asked", "zh")
@@ -143,7 +143,7 @@ def test_the_launcher_starts_the_web_chat_server(tmp_path, monkeypatch):
 
 
 def test_a_visitor_sending_too_fast_is_told_and_keeps_the_text(sqlite_db):
-    user = conversations.upsert_user(sqlite_db, "web", VISITOR, default_language="zh")
+    user = users.upsert_user(sqlite_db, "web", VISITOR, default_language="zh")
     conversations.record_lines(sqlite_db, user.id, ["你好"], direction="in", language="zh")
     handoffs.start_handoff(sqlite_db, user.sender_id, "asked", "zh")  # staff have it: no Rasa needed
     with TestClient(app_for(sqlite_db, rate=1, rate_window=60)) as client, client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws:

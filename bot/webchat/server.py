@@ -45,6 +45,7 @@ from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.settings import WebchatSettings
 from store import history as transcripts
+from store import users
 from store.db import Database
 
 logger = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class WebChat:
         message = {"type": "push", "from": "staff" if staff_name else "bot", "staff_name": staff_name,
                    "text": text, "buttons": [{"title": b.title, "payload": b.payload} for b in buttons]}
         # Sent or not, it is in the transcript: a visitor offline now sees it on reconnect.
-        await self.visitors.push(user.external_id, message)
+        await self.visitors.push(users.parse_sender(user.sender_id)[1], message)
         return True
 
     # --- the socket -------------------------------------------------------------------------

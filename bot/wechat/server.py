@@ -38,6 +38,7 @@ from bot.wechat.rendering import Menus, to_messages
 from bot.wechat.settings import WeChatSettings
 from store import conversations
 from store import handoff as handoffs
+from store import users
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class WeChatChannel:
     async def deliver(self, user, text: str, buttons: list[Button]) -> bool:
         """The notifier's way to a WeChat user (staff replies, reminders); False: try later."""
         try:
-            await self.send(user.external_id, [Reply(text=text, buttons=buttons)], user.language)
+            await self.send(users.parse_sender(user.sender_id)[1], [Reply(text=text, buttons=buttons)], user.language)
         except WeChatApiError as error:
             if error.undeliverable:  # outside the 48-hour window, unsubscribed: retrying won't help
                 logger.warning("notification to WeChat user %s dropped: %s", user.id, error)

@@ -9,9 +9,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from console import passwords, sessions
+from store import console_sessions, staff as staff_accounts
 from console.settings import Settings
-from console.web import Ctx, csrf_failure, read_form, render, write_audit
+from console.web import Ctx, csrf_failure, read_form, render
+from store.staff import write_audit
 from store.db import Database
 
 
@@ -33,7 +34,7 @@ async def login_form(request: Request) -> Response:
 
 def _attempt(db: Database, settings: Settings, username: str, password: str):
     with db.session() as s:
-        result = passwords.authenticate(
+        result = staff_accounts.authenticate(
             s,
             username,
             password,
@@ -43,7 +44,7 @@ def _attempt(db: Database, settings: Settings, username: str, password: str):
         user = result.user
         if user is None:
             return None, result
-        token = sessions.start(s, user.id, dt.timedelta(hours=settings.session_hours))
+        token = console_sessions.start(s, user.id, dt.timedelta(hours=settings.session_hours))
         return (token, user.username), result
 
 
@@ -73,6 +74,6 @@ async def login(request: Request) -> Response:
 def logout(ctx: Ctx) -> Response:
     token = ctx.request.session.get("sid", "")
     with ctx.db.session() as s:
-        sessions.end(s, token)
+        console_sessions.end(s, token)
     ctx.request.session.clear()
     return ctx.redirect("/login")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from console import nlu_inbox
+from store import nlu_labels
 from console.exports import known_personal_data
 from console.web import Ctx, int_param
 
@@ -49,7 +50,7 @@ def label(ctx: Ctx) -> Response:
     ctx.audit_target = f"line:{line_id} {value}"
     try:
         with ctx.db.session() as s:
-            nlu_inbox.label(s, line_id, value, ctx.staff.username)
+            nlu_labels.label(s, line_id, value, ctx.staff.username)
         ctx.flash(f"Labelled as {value}.", "ok")
     except ValueError as error:
         ctx.flash(str(error), "error")

@@ -7,7 +7,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from console.app import create_app
-from console.passwords import create_user
+from store.staff import create_user
 from console.settings import Settings
 from store.db import Database
 

@@ -12,9 +12,12 @@ from tests.fakes.bot_api import TOKEN, FakeBotApi
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(stack, db, **settings) -> AsyncIterator[Gateway]:
-    api = FakeBotApi()
-    await api.start()
+async def running_gateway(stack, db, api: FakeBotApi | None = None, **settings) -> AsyncIterator[Gateway]:
+    """`api`: a fake Bot API the caller started (and stops); by default a new one."""
+    own_api = api is None
+    if api is None:
+        api = FakeBotApi()
+        await api.start()
     bot_settings = BotSettings(
         token=TOKEN, base_url=api.base_url, base_file_url=api.base_url,
         rasa_url=stack.rasa_url, rasa_token=stack.settings.rasa_token,
@@ -34,4 +37,5 @@ async def running_gateway(stack, db, **settings) -> AsyncIterator[Gateway]:
         await application.stop()
         await application.shutdown()
         await application.post_shutdown(application)
-        await api.stop()
+        if own_api:
+            await api.stop()

@@ -2,11 +2,15 @@
 resume → the bot answers again. Only configured staff accounts can claim, reply or resume."""
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy import select
 
 import i18n
 from store.models import Handoff, TranscriptLine, User
 from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_USER_ID
+from tests.e2e.gateways import running_gateway
+from tests.fakes.bot_api import FakeBotApi
 
 OUTSIDER = 123_456
 
@@ -70,3 +74,41 @@ async def test_chinese_request_for_a_person(gateway):
     api.push_text(user, "我要转人工客服", language_code="zh-hans")
     await api.wait_for(lambda: any(i18n.t("handoff_started", "zh") in t for t in api.texts(user)), 30)
     await api.wait_for(lambda: any("Language: zh" in t for t in api.texts(STAFF_CHAT_ID)), 10)
+
+
+async def test_a_staff_reply_is_routed_by_a_gateway_that_did_not_relay_the_message(stack):
+    """Two gateway replicas behind one bot: gateway A relays the paused user's message to the
+    staff group; the staff member's reply to it arrives at gateway B, which never saw that
+    message. B finds the handoff in the store (staff_relay_messages) and the user gets the
+    reply; before, the reply target lived in A's memory and B dropped the reply."""
+    ids = itertools.count(10_000)  # one Bot API: message ids are unique across both fakes
+    api_a, api_b = FakeBotApi(message_ids=ids), FakeBotApi(message_ids=ids)
+    await api_a.start()
+    await api_b.start()
+    try:
+        async with running_gateway(stack, stack.db, api=api_a) as a, running_gateway(stack, stack.db, api=api_b):
+            user = a.new_user()
+            both = lambda chat: api_a.texts(chat) + api_b.texts(chat)  # noqa: E731
+            api_a.push_text(user, "/human")
+            await api_a.wait_for(lambda: any(i18n.t("handoff_started", "en") in t for t in both(user)), 30)
+            # Either gateway's notifier may post the alert; wait for it so the relay comes after.
+            await api_a.wait_for(lambda: any("Handoff #" in t for t in both(STAFF_CHAT_ID)), 10)
+
+            api_a.push_text(user, "can someone call me back?")
+            await api_a.wait_for(lambda: any("can someone call me back?" in t for t in api_a.texts(STAFF_CHAT_ID)))
+            relayed = next(c.result for c in api_a.calls if c.method == "sendMessage"
+                           and "can someone call me back?" in c.params.get("text", ""))
+            assert not any("can someone call me back?" in t for t in api_b.texts(STAFF_CHAT_ID))
+
+            api_b.push({"message": api_b.message(STAFF_USER_ID, "Yes, this afternoon.", chat_id=STAFF_CHAT_ID,
+                                                 chat_type="supergroup", reply_to=relayed, first_name="Wang")})
+            await api_b.wait_for(lambda: i18n.t("staff_relayed", "en") in api_b.texts(STAFF_CHAT_ID))
+            await api_b.wait_for(lambda: any("Yes, this afternoon." in t for t in both(user)))
+            with stack.db.session() as session:
+                row = session.scalars(select(User).where(User.sender_id == f"tg-{user}")).one()
+                staff_lines = session.scalars(select(TranscriptLine.text).where(
+                    TranscriptLine.user_id == row.id, TranscriptLine.direction == "staff")).all()
+                assert staff_lines == ["Yes, this afternoon."]
+    finally:
+        await api_a.stop()
+        await api_b.stop()

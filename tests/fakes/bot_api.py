@@ -15,6 +15,7 @@ import json
 import socket
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,13 +47,15 @@ class Call:
 
 
 class FakeBotApi:
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(self, token: str = TOKEN, message_ids: Iterator[int] | None = None) -> None:
+        """`message_ids`: share one counter between two fakes that stand for the same Bot API
+        (two gateway replicas), so a message id names one message, as on Telegram."""
         self.token = token
         self.port = free_port()
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         self._update_ids = _UPDATE_IDS
-        self._message_ids = itertools.count(100)
+        self._message_ids = message_ids if message_ids is not None else itertools.count(100)
         self._new_update = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None

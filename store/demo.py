@@ -1,7 +1,7 @@
 """Demo data for trying the console and for its browser test: a few weeks of plausible
 conversations in English and Chinese, handoffs in every state, enquiries and a schedule.
 
-`python -m console demo-data` fills an empty store; never run it on a live database.
+`python -m console demo-data` (or `store.demo.seed`) fills an empty store; never run it on a live database.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Staff passwords: argon2id hashes, login with lockout after repeated failures."""
+"""Staff accounts of the console: argon2id password hashes, login with lockout after repeated
+failures, and the audit log of what staff did."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.models import StaffUser, utcnow
+from store.db import Database
+from store.models import AuditEntry, StaffUser, utcnow
 
 ROLES = ("staff", "admin")
 MIN_PASSWORD_LENGTH = 10
@@ -88,3 +90,9 @@ def authenticate(
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return LoginResult(user, None)
+
+
+def write_audit(db: Database, username: str, action: str, target: str | None) -> None:
+    """One line of the console's audit log (logins, denied pages, every staff action)."""
+    with db.session() as s:
+        s.add(AuditEntry(staff_username=username, action=action, target=(target or "")[:200]))
