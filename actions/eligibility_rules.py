@@ -185,7 +185,7 @@ def parse_rules(data: Any, places: Places, src: str = "eligibility_rules.yml") -
     if not isinstance(sources, dict) or not sources:
         raise RulesError(f"{src}: sources: missing; list the source tags with en and zh names")
     for tag, names in sources.items():
-        if not isinstance(names, dict) or not all(str(names.get(l) or "").strip() for l in ("en", "zh")):
+        if not isinstance(names, dict) or not all(str(names.get(lang) or "").strip() for lang in ("en", "zh")):
             raise RulesError(f"{src}: sources.{tag}: needs both 'en' and 'zh' names")
 
     bands_data = data.get("bands")
@@ -235,12 +235,16 @@ def parse_rules(data: Any, places: Places, src: str = "eligibility_rules.yml") -
     generic: dict[str, tuple[str, ...]] = {}
     for sector, words in (sectors.get("generic") or {}).items():
         if sector not in SECTORS or not isinstance(words, list):
-            raise RulesError(f"{src}: sectors.generic.{sector}: expected one of {', '.join(SECTORS)} with a list of words")
+            raise RulesError(
+                f"{src}: sectors.generic.{sector}: expected one of {', '.join(SECTORS)} with a list of words"
+            )
         generic[sector] = tuple(str(w) for w in words)
 
     commitment = data.get("commitment") or {}
     if commitment.get("if_no") not in OUTCOMES:
-        raise RulesError(f"{src}: commitment.if_no: must be one of {', '.join(OUTCOMES)}, got {commitment.get('if_no')!r}")
+        raise RulesError(
+            f"{src}: commitment.if_no: must be one of {', '.join(OUTCOMES)}, got {commitment.get('if_no')!r}"
+        )
 
     return Rules(
         sources={tag: {"en": str(n["en"]), "zh": str(n["zh"])} for tag, n in sources.items()},

@@ -67,7 +67,7 @@ class Filters:
 
 
 def _day_bounds(day: dt.date, tz: ZoneInfo) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC)
 
 
 def apply_filters(stmt: Select, filters: Filters, tz: ZoneInfo) -> Select:

@@ -61,7 +61,7 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
     now = now or utcnow()
     today = now.astimezone(tz).date()
     day_list = [today - dt.timedelta(days=days - 1 - i) for i in range(days)]
-    start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
+    start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=tz).astimezone(dt.UTC)
     index = {day: i for i, day in enumerate(day_list)}
 
     def slot(when: dt.datetime) -> int | None:
@@ -85,14 +85,14 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
 
     enquiries = [0] * days
     checked: set[int] = set()
-    for user_id, created in session.execute(
+    for enquirer, created in session.execute(
         select(Enquiry.user_id, Enquiry.created_at).where(Enquiry.created_at >= start)
     ):
         i = slot(created)
         if i is not None:
             enquiries[i] += 1
-        if user_id is not None:
-            checked.add(user_id)
+        if enquirer is not None:
+            checked.add(enquirer)
 
     booked = set(
         session.scalars(
@@ -133,7 +133,7 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
     ) or 0
 
     topics = [
-        (intent, n)
+        (intent or "", n)
         for intent, n in session.execute(
             select(TranscriptLine.intent, func.count())
             .where(

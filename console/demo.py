@@ -149,7 +149,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
         s.flush()
         ids["handoff_user"] = user.id
         base = now - dt.timedelta(minutes=42)
-        for offset, direction, text, intent, conf in [
+        for offset, direction, line_text, line_intent, line_conf in [
             (0, "in", "Hi, our garment factory in Kunshan has 320 workers.", "greet", 0.62),
             (1, "out", "Hello! I'm the SCORE training assistant.", None, None),
             (3, "in", "How much are the training fees for module 2 <script>alert(1)</script>?",
@@ -161,7 +161,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
              None, None),
         ]:
             s.add(TranscriptLine(user_id=user.id, chat_id=user.chat_id, direction=direction,
-                                 language="en", text=text, intent=intent, confidence=conf,
+                                 language="en", text=line_text, intent=line_intent, confidence=line_conf,
                                  created_at=base + dt.timedelta(minutes=offset)))
         handoff = Handoff(user_id=user.id, reason="asked", detail="Training fees for module 2",
                           language="en", created_at=base + dt.timedelta(minutes=6))

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.conversations import ensure_user_in_session, user_by_sender
-from store.db import Database
+from store.db import Database, rowcount
 from store.models import Handoff, HandoffNote, Notification, TranscriptLine, User, utcnow
 
 STATUSES = ("waiting", "claimed", "resolved")
@@ -149,11 +149,11 @@ def open_handoff(session: Session, user_id: int) -> Handoff | None:
 
 def claim(session: Session, handoff_id: int, staff: str) -> Handoff:
     now = utcnow()
-    done = session.execute(
+    done = rowcount(session.execute(
         update(Handoff)
         .where(Handoff.id == handoff_id, Handoff.status == "waiting")
         .values(status="claimed", claimed_by=staff, claimed_at=now)
-    ).rowcount
+    ))
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
         raise HandoffError("No such handoff.")
@@ -168,11 +168,11 @@ def claim(session: Session, handoff_id: int, staff: str) -> Handoff:
 def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
     """Close the handoff, give the conversation back to the bot and tell the user so."""
     now = utcnow()
-    done = session.execute(
+    done = rowcount(session.execute(
         update(Handoff)
         .where(Handoff.id == handoff_id, Handoff.status != "resolved")
         .values(status="resolved", resolved_at=now)
-    ).rowcount
+    ))
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
         raise HandoffError("No such handoff.")

@@ -30,7 +30,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from i18n import t
-from store.db import Database
+from store.db import Database, rowcount
 from store.models import Notification, User, utcnow
 
 # Alerts for the staff group, whatever channel the user is on.
@@ -91,7 +91,7 @@ def void_unsent(session: Session, dedupe_prefix: str) -> int:
         .where(Notification.sent_at.is_(None))
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)
 
 
 def claim_due(
@@ -165,7 +165,7 @@ def mark_sent(db: Database, notification_id: int, worker: str, now: dt.datetime 
             .values(sent_at=now or utcnow())
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
 
 def release(db: Database, notification_id: int, worker: str) -> bool:
@@ -179,7 +179,7 @@ def release(db: Database, notification_id: int, worker: str) -> bool:
             .values(claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
 
 def render(payload: dict[str, Any], fallback_language: str | None = None) -> str:

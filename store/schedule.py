@@ -207,7 +207,7 @@ class _RowChecker:
 def _utc(day: dt.date | None, time: dt.time | None, zone: ZoneInfo | None) -> dt.datetime | None:
     if day is None or time is None or zone is None:
         return None
-    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.UTC)
 
 
 def _read(text: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
@@ -239,7 +239,7 @@ def _read(text: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
         if len(values) != len(header):
             errors.append(RowError(start, f"expected {len(header)} values, found {len(values)}"))
             continue
-        rows.append((start, dict(zip(header, values))))
+        rows.append((start, dict(zip(header, values, strict=True))))
     if not rows and not errors:
         errors.append(RowError(1, "no rows"))
     return rows, errors
@@ -327,7 +327,8 @@ def _decode(data: bytes) -> str | RowError:
         return RowError(1, f"the file is not UTF-8 ({exc.reason}); save it as CSV UTF-8")
 
 
-def _import(db: Database, data: bytes | str, model: type, check) -> ImportReport:
+def _import(db: Database, data: bytes | str, model: type[ClassroomSession | ConsultationSlot],
+            check) -> ImportReport:
     """Validate every row, then import all of them in one transaction, or none."""
     text = data if isinstance(data, str) else _decode(data)
     if isinstance(text, RowError):

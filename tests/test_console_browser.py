@@ -6,10 +6,9 @@ Run scripts/install-browser.sh first (the test command does).
 """
 from __future__ import annotations
 
-import os
-
 import csv
 import io
+import os
 import shutil
 import socket
 import threading

@@ -10,7 +10,7 @@ from store import notifications
 from store.models import Notification
 from tests.test_booking_support import add_users
 
-NOW = dt.datetime(2027, 1, 10, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2027, 1, 10, 8, 0, tzinfo=dt.UTC)
 MIN = dt.timedelta(minutes=1)
 
 

@@ -33,6 +33,7 @@ def _handoff_action(ctx: Ctx, action: str) -> Response:
     handoff_id = int(ctx.request.path_params["handoff_id"])
     ctx.audit_target = f"handoff:{handoff_id}"
     user_id = None
+    handoff: Handoff | None
     try:
         with ctx.db.session() as s:
             if action == "claim":

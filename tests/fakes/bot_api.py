@@ -159,7 +159,7 @@ class FakeBotApi:
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), max(deadline - time.monotonic(), 0.01))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def api_sendMessage(self, params):
@@ -211,7 +211,11 @@ class FakeBotApi:
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id or user_id, "type": chat_type, **({"title": "Group"} if chat_type != "private" else {})},
+            "chat": {
+                "id": chat_id or user_id,
+                "type": chat_type,
+                **({"title": "Group"} if chat_type != "private" else {}),
+            },
             "from": self.user(user_id, language_code, first_name),
             **content,
         }
@@ -269,7 +273,9 @@ class FakeBotApi:
             if predicate():
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out; calls so far: {[(c.method, c.params.get('text', '')[:60]) for c in self.calls]}")
+        raise AssertionError(
+            f"timed out; calls so far: {[(c.method, c.params.get('text', '')[:60]) for c in self.calls]}"
+        )
 
     async def wait_sent(self, chat_id: int, count: int, timeout: float = 15.0) -> list[str]:
         await self.wait_for(lambda: len(self.sent(chat_id)) >= count, timeout)
