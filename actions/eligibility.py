@@ -47,6 +47,7 @@ from actions.eligibility_answers import (
 from actions.eligibility_rules import evaluate
 from i18n import t
 from store.enquiries import EnquiryRecord, add_contact, save_enquiry
+from store.kinds import EligibilityOutcome
 
 FORM = "eligibility_form"
 CONTACT_SLOTS = ("enquiry_factory_name", "enquiry_contact")
@@ -229,10 +230,10 @@ class ActionEligibilityOutcome(Action):
         facts = facts_of(slots)
         decision = evaluate(facts, RULES)
         text = outcome_text(decision, lang)
-        if decision.outcome == "eligible":
+        if decision.outcome == EligibilityOutcome.ELIGIBLE:
             buttons = [button(t("elig_button_book", lang), "book_classroom", module="1")]
             dispatcher.utter_message(text=f"{text}\n\n{t('elig_next_eligible', lang)}", buttons=buttons)
-        elif decision.outcome == "borderline":
+        elif decision.outcome == EligibilityOutcome.BORDERLINE:
             buttons = [button(t("elig_button_staff", lang), "request_human")]
             dispatcher.utter_message(text=f"{text}\n\n{t('elig_next_borderline', lang)}", buttons=buttons)
         else:

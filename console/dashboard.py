@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from store.kinds import BookingStatus, HandoffStatus
 from store.models import Booking, Enquiry, Handoff, TranscriptLine, utcnow
 
 FAILED_INTENTS = ("nlu_fallback", "out_of_scope")
@@ -97,7 +98,7 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
     booked = set(
         session.scalars(
             select(Booking.user_id).where(
-                Booking.status == "confirmed",
+                Booking.status == BookingStatus.CONFIRMED,
                 Booking.created_at >= start,
                 Booking.user_id.is_not(None),
             )
@@ -129,7 +130,7 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
         )
         lower = upper or 0
     waiting = session.scalar(
-        select(func.count()).select_from(Handoff).where(Handoff.status == "waiting")
+        select(func.count()).select_from(Handoff).where(Handoff.status == HandoffStatus.WAITING)
     ) or 0
 
     topics = [

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.db import Database, rowcount
+from store.kinds import Channel, WaitlistStatus
 from store.models import (
     Booking,
     Enquiry,
@@ -22,16 +23,19 @@ from store.models import (
 )
 from store.transactions import transaction
 
-CHANNEL_PREFIXES = {"telegram": "tg", "local": "local", "rest": "rest", "wechat": "wx", "web": "web"}
+CHANNEL_PREFIXES: dict[str, str] = {
+    Channel.TELEGRAM: "tg", Channel.LOCAL: "local", Channel.REST: "rest", Channel.WECHAT: "wx", Channel.WEB: "web",
+}
+_CHANNEL_OF_PREFIX = {prefix: Channel(channel) for channel, prefix in CHANNEL_PREFIXES.items()}
 
 
 def sender_id_for(channel: str, external_id: str) -> str:
     return f"{CHANNEL_PREFIXES.get(channel, channel)}-{external_id}"
 
 
-def channel_of(sender_id: str) -> str:
+def channel_of(sender_id: str) -> Channel:
     prefix = sender_id.split("-", 1)[0]
-    return {v: k for k, v in CHANNEL_PREFIXES.items()}.get(prefix, "rest")
+    return _CHANNEL_OF_PREFIX.get(prefix, Channel.REST)
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,7 @@ def forget_user(db: Database, sender_id: str) -> ForgetReport | None:
             booking.enquiry_id = None
         waitlist = session.scalars(select(WaitlistEntry).where(WaitlistEntry.user_id == user.id)).all()
         for entry in waitlist:
-            entry.status = "left" if entry.status == "waiting" else entry.status
+            entry.status = WaitlistStatus.LEFT if entry.status == WaitlistStatus.WAITING else entry.status
             entry.factory_name = None
             entry.contact = None
         session.flush()

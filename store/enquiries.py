@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from store.conversations import channel_of, ensure_user_in_session, user_by_sender
 from store.db import Database
+from store.kinds import EligibilityOutcome
 from store.models import Enquiry, User
 from store.transactions import transaction
 
@@ -18,7 +19,7 @@ class EnquiryRecord:
     """One check as the actions record it (no name or contact: those need consent first)."""
 
     sender_id: str
-    outcome: str
+    outcome: EligibilityOutcome
     reason: str
     language: str
     answers: dict[str, Any]

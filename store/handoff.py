@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from store.conversations import ensure_user_in_session, user_by_sender
 from store.db import Database, rowcount
+from store.kinds import HandoffStatus, NotificationKind
 from store.models import Handoff, HandoffNote, Notification, TranscriptLine, User, utcnow
+from store.notifications import HandoffOpenedPayload, StaffReplyPayload, TextPayload
 
-STATUSES = ("waiting", "claimed", "resolved")
+STATUSES = tuple(HandoffStatus)
 MAX_REPLY = 4000  # Telegram's message limit is 4096 characters
 MAX_NOTE = 4000
 _TAG_RE = re.compile(r"[^\w\- ]+", re.UNICODE)
@@ -60,7 +62,7 @@ def start_handoff(db: Database, sender_id: str, reason: str, language: str, deta
     with db.session() as session:
         user = ensure_user_in_session(session, sender_id)
         existing = session.scalars(
-            select(Handoff).where(Handoff.user_id == user.id, Handoff.status != "resolved")
+            select(Handoff).where(Handoff.user_id == user.id, Handoff.status != HandoffStatus.RESOLVED)
         ).first()
         user.paused = True
         if existing is not None:
@@ -71,9 +73,9 @@ def start_handoff(db: Database, sender_id: str, reason: str, language: str, deta
         session.add(
             Notification(
                 user_id=user.id,
-                kind="handoff_opened",
+                kind=NotificationKind.HANDOFF_OPENED,
                 dedupe_key=f"handoff-opened-{handoff.id}",
-                payload={"handoff_id": handoff.id},
+                payload=HandoffOpenedPayload(handoff_id=handoff.id),
             )
         )
         return _view(handoff, user, created_now=True)
@@ -125,9 +127,10 @@ def relay_to_staff(db: Database, sender_id: str, text: str, message_key: str) ->
         handoff = open_handoff(session, user.id) if user else None
         if user is None or handoff is None:
             return False
-        notifications.add(session, user_id=user.id, kind="handoff_user_message",
+        notifications.add(session, user_id=user.id, kind=NotificationKind.HANDOFF_USER_MESSAGE,
                           dedupe_key=f"handoff-message-{message_key}"[:120],
-                          payload={"handoff_id": handoff.id, "text": text[:3500]})
+                          payload=notifications.HandoffUserMessagePayload(handoff_id=handoff.id,
+                                                                          text=text[:3500]))
         return True
 
 
@@ -141,7 +144,7 @@ def open_handoff(session: Session, user_id: int) -> Handoff | None:
     """The user's newest handoff that is not resolved yet."""
     return session.scalar(
         select(Handoff)
-        .where(Handoff.user_id == user_id, Handoff.status != "resolved")
+        .where(Handoff.user_id == user_id, Handoff.status != HandoffStatus.RESOLVED)
         .order_by(Handoff.created_at.desc(), Handoff.id.desc())
         .limit(1)
     )
@@ -151,15 +154,15 @@ def claim(session: Session, handoff_id: int, staff: str) -> Handoff:
     now = utcnow()
     done = rowcount(session.execute(
         update(Handoff)
-        .where(Handoff.id == handoff_id, Handoff.status == "waiting")
-        .values(status="claimed", claimed_by=staff, claimed_at=now)
+        .where(Handoff.id == handoff_id, Handoff.status == HandoffStatus.WAITING)
+        .values(status=HandoffStatus.CLAIMED, claimed_by=staff, claimed_at=now)
     ))
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
         raise HandoffError("No such handoff.")
     session.refresh(handoff)
     if not done and handoff.claimed_by != staff:
-        if handoff.status == "resolved":
+        if handoff.status == HandoffStatus.RESOLVED:
             raise HandoffError("This handoff is already resolved.")
         raise HandoffError(f"Already claimed by {handoff.claimed_by}.")
     return handoff
@@ -170,8 +173,8 @@ def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
     now = utcnow()
     done = rowcount(session.execute(
         update(Handoff)
-        .where(Handoff.id == handoff_id, Handoff.status != "resolved")
-        .values(status="resolved", resolved_at=now)
+        .where(Handoff.id == handoff_id, Handoff.status != HandoffStatus.RESOLVED)
+        .values(status=HandoffStatus.RESOLVED, resolved_at=now)
     ))
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
@@ -187,7 +190,7 @@ def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
         still_open = session.scalar(
             select(Handoff.id).where(
                 Handoff.user_id == handoff.user_id,
-                Handoff.status != "resolved",
+                Handoff.status != HandoffStatus.RESOLVED,
                 Handoff.id != handoff.id,
             ).limit(1)
         )
@@ -196,9 +199,9 @@ def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
         session.add(
             Notification(
                 user_id=handoff.user_id,
-                kind="handoff_resumed",
+                kind=NotificationKind.HANDOFF_RESUMED,
                 dedupe_key=f"resume-{handoff.id}",
-                payload={"text_key": "handoff_resumed"},
+                payload=TextPayload(text_key="handoff_resumed"),
             )
         )
     return handoff
@@ -221,7 +224,7 @@ def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLi
     if user is None:
         raise HandoffError("No such conversation.")
     handoff = open_handoff(session, user_id)
-    if handoff is not None and handoff.status == "waiting":
+    if handoff is not None and handoff.status == HandoffStatus.WAITING:
         # Answering is taking the conversation: others see it claimed.
         claim(session, handoff.id, staff)
     line = TranscriptLine(
@@ -237,11 +240,11 @@ def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLi
     session.add(
         Notification(
             user_id=user.id,
-            kind="staff_reply",
+            kind=NotificationKind.STAFF_REPLY,
             dedupe_key=f"staff-reply-{line.id}-{uuid.uuid4().hex[:12]}",
             # transcript_line_id says the console already wrote the transcript line, so a
             # gateway that records what it sends can skip it (no duplicate in the transcript).
-            payload={"text": text, "staff_name": staff, "transcript_line_id": line.id},
+            payload=StaffReplyPayload(text=text, staff_name=staff, transcript_line_id=line.id),
         )
     )
     return line

@@ -15,10 +15,13 @@ class Channel(StrEnum):
     TELEGRAM = "telegram"
     LOCAL = "local"
     REST = "rest"
+    WECHAT = "wechat"
+    WEB = "web"
 
 
-class BookingKind(StrEnum):
-    """What a booking takes: a seat in a classroom session or an expert's consultation slot."""
+class OfferKind(StrEnum):
+    """What is offered and booked: a seat in a classroom session or an expert's consultation
+    slot (Offer.kind, Booking.kind; store.booking_kinds describes how each is booked)."""
 
     CLASSROOM = "classroom"
     CONSULTATION = "consultation"
@@ -62,5 +65,6 @@ class NotificationKind(StrEnum):
     REMINDER = "reminder"
     WAITLIST_PROMOTED = "waitlist_promoted"
     HANDOFF_OPENED = "handoff_opened"
+    HANDOFF_USER_MESSAGE = "handoff_user_message"  # a user's message relayed to the staff group
     HANDOFF_RESUMED = "handoff_resumed"
     STAFF_REPLY = "staff_reply"

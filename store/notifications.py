@@ -5,7 +5,10 @@ gateway claims due rows with `claim_due`, sends them, then calls `mark_sent`. A 
 not marked sent within `reclaim_after` (the gateway crashed mid-send) is claimed again, so a
 message may in the worst case be sent twice but is never lost.
 
-The payload of every row is a dict the gateway turns into text without knowing who wrote it:
+The payload's shape depends on the row's kind (store.kinds.NotificationKind):
+
+- reminder, waitlist_promoted, handoff_resumed: a `TextPayload`, which the gateway turns into
+  text without knowing who wrote it:
 
     {
       "text_key": "booking_reminder",   # an i18n key (i18n/messages/*.yml)
@@ -15,28 +18,66 @@ The payload of every row is a dict the gateway turns into text without knowing w
       "booking_reference": "SC-7K3F9Q"  # optional, for logs and the console
     }
 
-`render(payload)` gives the text: `i18n.t(text_key, language, **values)`. Values are already
-localised (dates in the user's time zone and date format, city names in their language),
-because the writer knows the user's language and the gateway should not re-derive it.
+  `render(payload)` gives the text: `i18n.t(text_key, language, **values)`. Values are already
+  localised (dates in the user's time zone and date format, city names in their language),
+  because the writer knows the user's language and the gateway should not re-derive it.
+  handoff_resumed carries only its text_key (said in the user's language).
+- handoff_opened: a `HandoffOpenedPayload` ({"handoff_id": 7}): the gateway alerts the staff group.
+- handoff_user_message: a `HandoffUserMessagePayload`: a message of a user on a channel without a
+  staff group (WeChat), relayed to the staff group.
+- staff_reply: a `StaffReplyPayload`: the staff member's text, sent as typed.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from i18n import t
 from store.db import Database, rowcount
+from store.kinds import NotificationKind
 from store.models import Notification, User, utcnow
 
 # Alerts for the staff group, whatever channel the user is on.
-STAFF_KINDS = ("handoff_opened", "handoff_user_message")
+STAFF_KINDS = (NotificationKind.HANDOFF_OPENED, NotificationKind.HANDOFF_USER_MESSAGE)
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
+
+
+class PayloadButton(TypedDict):
+    title: str
+    payload: str  # a Rasa payload, e.g. "/my_bookings"
+
+
+class TextPayload(TypedDict, total=False):
+    text_key: Required[str]
+    language: str
+    values: dict[str, Any]
+    buttons: list[PayloadButton]
+    booking_reference: str
+
+
+class HandoffOpenedPayload(TypedDict):
+    handoff_id: int
+
+
+class HandoffUserMessagePayload(TypedDict):
+    handoff_id: int
+    text: str
+
+
+class StaffReplyPayload(TypedDict):
+    text: str
+    staff_name: str
+    # The console wrote the transcript line already: a gateway that records what it sends skips it.
+    transcript_line_id: int
+
+
+Payload = TextPayload | HandoffOpenedPayload | HandoffUserMessagePayload | StaffReplyPayload
 
 
 @dataclass(frozen=True)
@@ -55,9 +96,9 @@ def add(
     session: Session,
     *,
     user_id: int | None,
-    kind: str,
+    kind: NotificationKind,
     dedupe_key: str,
-    payload: dict[str, Any],
+    payload: Payload,
     due_at: dt.datetime | None = None,
 ) -> bool:
     """Add a notification unless one with the same dedupe key exists; True when added.
@@ -182,7 +223,7 @@ def release(db: Database, notification_id: int, worker: str) -> bool:
         return bool(rowcount(result))
 
 
-def render(payload: dict[str, Any], fallback_language: str | None = None) -> str:
+def render(payload: TextPayload | dict[str, Any], fallback_language: str | None = None) -> str:
     """The text of a notification payload (see the module docstring)."""
     lang = payload.get("language") or fallback_language
     return t(payload["text_key"], lang, **(payload.get("values") or {}))

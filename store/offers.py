@@ -11,10 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from i18n import normalise, t
+from store.kinds import OfferKind
+from store.notifications import PayloadButton, TextPayload
 from store.places import place_name
 
-CLASSROOM = "classroom"
-CONSULTATION = "consultation"
+CLASSROOM = OfferKind.CLASSROOM
+CONSULTATION = OfferKind.CONSULTATION
 
 
 @dataclass(frozen=True)
@@ -90,14 +92,14 @@ def offer_values(offer: Offer, lang: str | None) -> dict[str, Any]:
 
 
 def notification_payload(text_key: str, lang: str | None, offer: Offer, *, reference: str,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                         extra: dict[str, Any] | None = None) -> TextPayload:
     """A Notification payload (format: store/notifications.py) about a booked offer."""
     lang = normalise(lang)
     values = {**offer_values(offer, lang), "reference": reference, **(extra or {})}
-    return {
-        "text_key": text_key,
-        "language": lang,
-        "values": values,
-        "buttons": [{"title": t("booking_button_my_bookings", lang), "payload": "/my_bookings"}],
-        "booking_reference": reference,
-    }
+    return TextPayload(
+        text_key=text_key,
+        language=lang,
+        values=values,
+        buttons=[PayloadButton(title=t("booking_button_my_bookings", lang), payload="/my_bookings")],
+        booking_reference=reference,
+    )

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 
 from store.db import PROJECT_ROOT, Database
+from store.kinds import OfferStatus
 from store.models import ClassroomSession, ConsultationSlot
 # The wording of offers lives with Offer in store/offers.py; importable from here too, for
 # the actions that read it as schedule.<name>.
@@ -278,7 +279,7 @@ def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[l
         assert code and module and city and venue and starts_at and ends_at and zone and capacity
         sessions.append(ClassroomSession(
             code=code, module=module, city=city, venue=venue, venue_zh=venue_zh, starts_at=starts_at,
-            ends_at=ends_at, timezone=zone.key, capacity=capacity, seats_taken=0, status="open",
+            ends_at=ends_at, timezone=zone.key, capacity=capacity, seats_taken=0, status=OfferStatus.OPEN,
         ))
     return sessions, sorted(errors, key=lambda e: e.line)
 
@@ -315,7 +316,7 @@ def check_slots(text: str, existing_codes: set[str] = frozenset()) -> tuple[list
         assert code and module and region and expert and starts_at and ends_at and zone
         slots.append(ConsultationSlot(
             code=code, module=module, region=region, expert=expert, starts_at=starts_at,
-            ends_at=ends_at, timezone=zone.key, booked=False, status="open",
+            ends_at=ends_at, timezone=zone.key, booked=False, status=OfferStatus.OPEN,
         ))
     return slots, sorted(errors, key=lambda e: e.line)
 

@@ -19,7 +19,7 @@ import pytest
 import i18n
 from actions.eligibility_answers import FORM_SLOTS
 from actions.eligibility_rules import OUTCOMES
-from store.kinds import BookingKind, EligibilityOutcome
+from store.kinds import OfferKind, EligibilityOutcome
 from store.schedule import MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def _reason_codes() -> set[str]:
 # Keys built at run time: the f-string's shape -> the values its placeholder takes.
 FAMILIES: dict[str, object] = {
     "elig_outcome_{}": lambda: [o.value for o in EligibilityOutcome],
-    "booking_kind_{}": lambda: [k.value for k in BookingKind],
+    "booking_kind_{}": lambda: [k.value for k in OfferKind],
     "booking_module_{}": lambda: [str(m) for m in MODULES],
     "elig_sector_{}": lambda: ["manufacturing", "services"],  # "other" is said as the user's words
     "elig_reason_{}": _reason_codes,
