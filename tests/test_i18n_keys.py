@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE = ("actions", "bot", "console", "store", "stack")
 # Names that end in "key" but hold no message key.
 NOT_MESSAGE_KEYS = {"dedupe_key", "idempotency_key", "secret_key", "sort_key", "cache_key"}
-# Calls whose `reason` is a message key (store/booking.py's results and refusal).
-REASON_IS_KEY = {"BookingRefused", "BookingResult", "CancelResult", "WaitlistResult"}
+# Calls whose `reason` is a message key (store/booking_results.py, store/booking_kinds.Refused).
+REASON_IS_KEY = {"Refused", "BookingResult", "CancelResult", "WaitlistResult"}
 KEY_RE = re.compile(r"[a-z][a-z0-9_]*")
 # Formats, not sentences: the caller passes every field and each language uses its own
 # (store/schedule.py format_date: "12 January 2027" and "2027年1月12日").
@@ -170,7 +170,7 @@ def uses() -> list[Use]:
                         if keyword.arg and (_is_key_name(keyword.arg)
                                             or (keyword.arg == "reason" and name in REASON_IS_KEY)):
                             add(keyword.value, node.lineno)
-                    if name == "BookingRefused" and node.args:
+                    if name == "Refused" and node.args:
                         add(node.args[0], node.lineno)
                     for position, _param in keyed.get(name, []):
                         if 0 <= position < len(node.args):
