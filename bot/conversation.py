@@ -297,7 +297,7 @@ class ConversationService:
         try:
             await asyncio.wait_for(back.wait(), max(deadline - time.time(), 0))
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self._waiting_for_rasa -= 1

@@ -181,7 +181,9 @@ class Gateway:
         own = contact.user_id is None or contact.user_id == update.effective_user.id
         if own and contact.phone_number:
             await self.service.in_thread(_save_phone, self.service.db, user.id, contact.phone_number)
-            reply = await self.service.say(user, user.language, "contact_received", update.effective_chat.id, phone=contact.phone_number)
+            reply = await self.service.say(
+                user, user.language, "contact_received", update.effective_chat.id, phone=contact.phone_number
+            )
             await self.send(update, context, [reply])
         else:
             await self._say(update, context, "non_text")

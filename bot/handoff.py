@@ -38,7 +38,9 @@ class HandoffRelay:
         staff_chat = filters.Chat(self.chat_id)
         application.add_handler(CallbackQueryHandler(self.on_claim, pattern=f"^{CLAIM_PREFIX}"))
         application.add_handler(CommandHandler("resume", self.on_resume, filters=staff_chat))
-        application.add_handler(MessageHandler(staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.on_staff_reply))
+        application.add_handler(
+            MessageHandler(staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.on_staff_reply)
+        )
         # Anything else said in the staff group is staff talking among themselves.
         application.add_handler(MessageHandler(staff_chat, lambda *_: asyncio.sleep(0)))
 
@@ -59,11 +61,17 @@ class HandoffRelay:
             name=(user.display_name if user else None) or view.sender_id,
             language=view.language,
             reason=view.reason,
-            lines="\n".join(f"{'👤' if l.direction == 'in' else '🤖'} {l.text[:300]}" for l in lines) or "—",
+            lines="\n".join(f"{'👤' if line.direction == 'in' else '🤖'} {line.text[:300]}" for line in lines) or "—",
             link=f"{self.settings.console_url.rstrip('/')}/conversations/{view.user_id}",
         )
         markup = InlineKeyboardMarkup(
-            [[InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}")]]
+            [
+                [
+                    InlineKeyboardButton(
+                        i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}"
+                    )
+                ]
+            ]
         )
         message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=markup)
         await self.service.in_thread(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
@@ -77,7 +85,9 @@ class HandoffRelay:
         """A turn may have opened a handoff: alert staff now rather than at the next poll."""
         self._wake_notifier()
 
-    async def relay_user_message(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming) -> None:
+    async def relay_user_message(
+        self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming
+    ) -> None:
         view = await self.service.in_thread(handoffs.open_for_sender, self.service.db, result.user.sender_id)
         if view is None:
             return
@@ -107,7 +117,9 @@ class HandoffRelay:
             return
         handoff_id = int(query.data[len(CLAIM_PREFIX):])
         try:
-            view = await self.service.in_thread(handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user))
+            view = await self.service.in_thread(
+                handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user)
+            )
         except handoffs.HandoffError as error:
             await query.answer(str(error), show_alert=True)
             return
@@ -143,7 +155,9 @@ class HandoffRelay:
         # The same path as a console reply: a transcript line and a notification the
         # notifier sends at once; answering a waiting handoff claims it.
         try:
-            await self.service.in_thread(handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text)
+            await self.service.in_thread(
+                handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text
+            )
         except handoffs.HandoffError as error:
             await message.reply_text(str(error))
             return
@@ -162,7 +176,9 @@ class HandoffRelay:
             await message.reply_text(i18n.t("staff_no_handoff", STAFF_LANGUAGE))
             return
         try:  # resolving queues the "bot is back" message for the user
-            view = await self.service.in_thread(handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user))
+            view = await self.service.in_thread(
+                handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user)
+            )
         except handoffs.HandoffError as error:
             await message.reply_text(str(error))
             return

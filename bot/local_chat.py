@@ -22,7 +22,11 @@ def render(replies: list[Reply]) -> list[Button]:
     buttons: list[Button] = []
     for reply in replies:
         if reply.text:
-            print("\n".join(f"bot> {line}" if i == 0 else f"     {line}" for i, line in enumerate(reply.text.splitlines())))
+            print(
+                "\n".join(
+                    f"bot> {line}" if i == 0 else f"     {line}" for i, line in enumerate(reply.text.splitlines())
+                )
+            )
         buttons = reply.buttons
         for number, button in enumerate(buttons, 1):
             print(f"     [{number}] {button.title}")

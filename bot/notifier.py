@@ -96,7 +96,7 @@ class Notifier:
                     logger.exception("notifier round failed")
             try:
                 await asyncio.wait_for(self.wake.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self.wake.clear()
 

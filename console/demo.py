@@ -11,7 +11,7 @@ import random
 from sqlalchemy import func, select
 
 from store.db import Database
-from store.kinds import OfferKind, Channel, EligibilityOutcome as Outcome, HandoffStatus
+from store.kinds import Channel, EligibilityOutcome as Outcome, HandoffStatus, OfferKind
 from store.models import (
     Booking,
     ClassroomSession,

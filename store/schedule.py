@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from store.db import PROJECT_ROOT, Database
 from store.kinds import OfferStatus
 from store.models import ClassroomSession, ConsultationSlot
+
 # The wording of offers lives with Offer in store/offers.py; importable from here too, for
 # the actions that read it as schedule.<name>.
 from store.offers import (  # noqa: F401
@@ -43,6 +44,7 @@ from store.offers import (  # noqa: F401
     offer_line,
     offer_values,
 )
+
 # The place functions stay importable from here (the console and the actions
 # call schedule.place_name etc.); they live with the one gazetteer in store/places.py.
 from store.places import (  # noqa: F401

@@ -19,7 +19,7 @@ import pytest
 import i18n
 from actions.eligibility_answers import FORM_SLOTS
 from actions.eligibility_rules import OUTCOMES
-from store.kinds import OfferKind, EligibilityOutcome
+from store.kinds import EligibilityOutcome, OfferKind
 from store.schedule import MODULES
 
 ROOT = Path(__file__).resolve().parent.parent

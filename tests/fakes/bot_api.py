@@ -69,14 +69,16 @@ class FakeBotApi:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])])
-        config = uvicorn.Config(self._with_faults(app), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self._with_faults(app), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        if self._server:
+        if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
 
