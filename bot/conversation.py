@@ -60,7 +60,7 @@ STAMP_SLACK = 1.0
 
 @dataclass
 class Incoming:
-    channel: str  # telegram | local
+    channel: str  # a store.kinds.Channel: telegram | local
     external_id: str  # the Telegram user id
     text: str
     chat_id: int | None = None

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
-from bot.notifier import OWN_GATEWAY_CHANNELS
+from bot.notifier import OWN_GATEWAY_CHANNELS, Notifier
 from bot.settings import BotSettings
+from bot.updates import message_of, query_of
 from store import conversations, handoff as handoffs
+from store.kinds import HandoffStatus
 
 logger = logging.getLogger(__name__)
 CLAIM_PREFIX = "claim:"
@@ -28,8 +30,8 @@ class HandoffRelay:
         self.service = service
         self.settings = settings
         self.chat_id = settings.staff_chat_id
-        self.notifier = None
-        self.bot = None
+        self.notifier: Notifier | None = None  # set by the notifier it wakes
+        self.bot: Bot | None = None
         # Staff-group message id → handoff id, for replies to relayed user messages.
         self._relayed: dict[int, int] = {}
 
@@ -64,16 +66,10 @@ class HandoffRelay:
             lines="\n".join(f"{'👤' if line.direction == 'in' else '🤖'} {line.text[:300]}" for line in lines) or "—",
             link=f"{self.settings.console_url.rstrip('/')}/conversations/{view.user_id}",
         )
-        markup = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}"
-                    )
-                ]
-            ]
-        )
-        message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=markup)
+        claim = InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE),
+                                     callback_data=f"{CLAIM_PREFIX}{view.id}")
+        assert self.bot is not None and self.chat_id is not None, "registered for a staff group"
+        message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=InlineKeyboardMarkup([[claim]]))
         await self.service.in_thread(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
         return True
 
@@ -93,6 +89,7 @@ class HandoffRelay:
             return
         text = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                       name=result.user.display_name or result.user.sender_id, text=incoming.text[:3500])
+        assert self.chat_id is not None, "registered for a staff group"
         message = await context.bot.send_message(self.chat_id, text)
         self._relayed[message.message_id] = view.id
 
@@ -111,11 +108,11 @@ class HandoffRelay:
     # --- staff → bot -------------------------------------------------------------------------
 
     async def on_claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query = update.callback_query
+        query = query_of(update)
         if not self.is_staff(query.from_user.id):
             await query.answer(i18n.t("staff_not_allowed", STAFF_LANGUAGE), show_alert=True)
             return
-        handoff_id = int(query.data[len(CLAIM_PREFIX):])
+        handoff_id = int((query.data or "")[len(CLAIM_PREFIX):])
         try:
             view = await self.service.in_thread(
                 handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user)
@@ -125,10 +122,11 @@ class HandoffRelay:
             return
         await query.answer()
         claimed = i18n.t("staff_claimed", STAFF_LANGUAGE, staff=view.claimed_by)
-        await query.edit_message_text(f"{query.message.text}\n\n{claimed}")
+        alert = query.message.text if isinstance(query.message, Message) else None
+        await query.edit_message_text(f"{alert}\n\n{claimed}")
 
     def _handoff_for_reply(self, update: Update) -> int | None:
-        replied = update.effective_message.reply_to_message
+        replied = message_of(update).reply_to_message
         if replied is None:
             return None
         return self._relayed.get(replied.message_id)
@@ -137,19 +135,19 @@ class HandoffRelay:
         handoff_id = self._handoff_for_reply(update)
         if handoff_id is not None:
             return await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
-        replied = update.effective_message.reply_to_message
+        replied = message_of(update).reply_to_message
         if replied is not None:
             return await self.service.in_thread(handoffs.by_staff_message, self.service.db, replied.message_id)
         return None
 
     async def on_staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = message_of(update)
         if not self.is_staff(message.from_user.id if message.from_user else None):
             await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
             return
         view = await self._find(update)
         # A user with no Telegram chat is reachable only on a channel with its own sender (WeChat).
-        if view is None or view.status == "resolved" or (
+        if view is None or view.status == HandoffStatus.RESOLVED or view.user_id is None or (
                 view.chat_id is None and conversations.channel_of(view.sender_id) not in OWN_GATEWAY_CHANNELS):
             return
         # The same path as a console reply: a transcript line and a notification the
@@ -165,7 +163,7 @@ class HandoffRelay:
         await message.reply_text(i18n.t("staff_relayed", STAFF_LANGUAGE))
 
     async def on_resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = message_of(update)
         if not self.is_staff(message.from_user.id if message.from_user else None):
             await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
             return

@@ -15,6 +15,7 @@ from bot.conversation import ConversationService, Incoming, language_buttons
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
 from store import get_database
+from store.kinds import Channel
 
 
 def render(replies: list[Reply]) -> list[Button]:
@@ -51,7 +52,7 @@ async def run_local_chat(settings: BotSettings) -> None:
         render(replies)
 
     def incoming(text: str, **extra) -> Incoming:
-        return Incoming(channel="local", external_id=name, text=text, chat_id=None, display_name=name,
+        return Incoming(channel=Channel.LOCAL, external_id=name, text=text, chat_id=None, display_name=name,
                         notify=notify, **extra)
 
     user = await service.user_for(incoming(""))

@@ -18,6 +18,7 @@ from bot.conversation import ConversationService
 from bot.rasa_client import Button
 from bot.rendering import split_text
 from store import notifications
+from store.kinds import NotificationKind
 from store.models import User
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Notifier:
         return len(claimed)
 
     async def send(self, row: notifications.ClaimedNotification) -> bool:
-        if row.kind == "handoff_opened":
+        if row.kind == NotificationKind.HANDOFF_OPENED:
             return await self.handoff.alert_staff(row.payload["handoff_id"]) if self.handoff else True
         if row.kind == "handoff_user_message":  # from a channel without a staff group (WeChat)
             if not self.handoff:
@@ -71,7 +72,7 @@ class Notifier:
         user = await asyncio.to_thread(_user, self.service.db, row.user_id)
         if user is None:
             return True  # the user asked us to forget them: nothing to send
-        if row.kind == "staff_reply":
+        if row.kind == NotificationKind.STAFF_REPLY:
             text = row.payload.get("text", "")
         else:
             text = notifications.render(row.payload, user.language)
@@ -81,7 +82,7 @@ class Notifier:
         if sent and "transcript_line_id" not in row.payload:
             await asyncio.to_thread(
                 self.service.record_replies_sync, user.id, user.language, text, user.chat_id,
-                "staff" if row.kind == "staff_reply" else "out", row.payload.get("staff_name"),
+                "staff" if row.kind == NotificationKind.STAFF_REPLY else "out", row.payload.get("staff_name"),
             )
         return sent
 

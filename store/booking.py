@@ -60,6 +60,7 @@ from store.booking_results import (  # noqa: F401
     BookingResult,
     BookingView,
     CancelResult,
+    WaitlistOutcome,
     WaitlistResult,
     view,
 )
@@ -271,7 +272,7 @@ def join_waitlist(
             )
             session.add(waiting)
             session.flush()
-            outcome = "joined"
+            outcome: WaitlistOutcome = "joined"
         else:
             outcome = "already_waiting"
         position = session.scalar(
