@@ -8,6 +8,7 @@ from actions.booking.offers import MAX_BUTTONS, attempt_as_user, offers_for, ref
 from actions.common import Button, DomainDict, Events, button, entity_of, language_of, store_call
 from i18n import t
 from store import booking as store, schedule
+from store.kinds import BookingStatus
 
 
 class ActionMyBookings(Action):
@@ -44,7 +45,7 @@ async def _choose_booking(dispatcher: CollectingDispatcher, tracker: Tracker, la
     reference = reference_in(tracker)
     if reference:
         found = await store_call(store.booking_by_reference, user_id, reference)
-        if found is None or found.status != "confirmed":
+        if found is None or found.status != BookingStatus.CONFIRMED:
             dispatcher.utter_message(text=t("booking_not_found", lang, reference=reference),
                                      buttons=[button(t("booking_button_my_bookings", lang), "my_bookings")])
             return None
