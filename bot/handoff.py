@@ -14,7 +14,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
-from bot.notifier import OWN_GATEWAY_CHANNELS, Notifier
+from bot.notifier import TELEGRAM_CHANNELS, Notifier
 from bot.settings import BotSettings
 from bot.updates import message_of, query_of
 from store import conversations, handoff as handoffs
@@ -96,11 +96,12 @@ class HandoffRelay:
     async def relay_queued(self, handoff_id: int, text: str) -> bool:
         """A user's message queued by another channel's process (store.handoff.relay_to_staff)."""
         view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
-        if view is None or view.status == "resolved":
+        if view is None or view.status == HandoffStatus.RESOLVED:
             return True
         user = await self.service.in_thread(conversations.get_user, self.service.db, view.sender_id)
         relayed = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                          name=(user.display_name if user else None) or view.sender_id, text=text[:3500])
+        assert self.bot is not None and self.chat_id is not None, "registered for a staff group"
         message = await self.bot.send_message(self.chat_id, relayed)
         self._relayed[message.message_id] = view.id
         return True
@@ -148,7 +149,7 @@ class HandoffRelay:
         view = await self._find(update)
         # A user with no Telegram chat is reachable only on a channel with its own sender (WeChat).
         if view is None or view.status == HandoffStatus.RESOLVED or view.user_id is None or (
-                view.chat_id is None and conversations.channel_of(view.sender_id) not in OWN_GATEWAY_CHANNELS):
+                view.chat_id is None and conversations.channel_of(view.sender_id or "") in TELEGRAM_CHANNELS):
             return
         # The same path as a console reply: a transcript line and a notification the
         # notifier sends at once; answering a waiting handoff claims it.

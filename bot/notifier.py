@@ -18,14 +18,14 @@ from bot.conversation import ConversationService
 from bot.rasa_client import Button
 from bot.rendering import split_text
 from store import notifications
-from store.kinds import NotificationKind
+from store.kinds import Channel, NotificationKind
 from store.models import User
 
 logger = logging.getLogger(__name__)
 
 
 # The users whose notifications the Telegram gateway sends (WeChat and the web chat send their own).
-TELEGRAM_CHANNELS = ("telegram", "local", "rest")
+TELEGRAM_CHANNELS = (Channel.TELEGRAM, Channel.LOCAL, Channel.REST)
 
 # deliver(user, text, buttons) sends a text to a user; returns False if it can't (blocked bot).
 Deliver = Callable[[User, str, list[Button]], Awaitable[bool]]
@@ -65,7 +65,7 @@ class Notifier:
     async def send(self, row: notifications.ClaimedNotification) -> bool:
         if row.kind == NotificationKind.HANDOFF_OPENED:
             return await self.handoff.alert_staff(row.payload["handoff_id"]) if self.handoff else True
-        if row.kind == "handoff_user_message":  # from a channel without a staff group (WeChat)
+        if row.kind == NotificationKind.HANDOFF_USER_MESSAGE:  # from a channel without a staff group (WeChat)
             if not self.handoff:
                 return True
             return await self.handoff.relay_queued(row.payload["handoff_id"], row.payload.get("text", ""))
