@@ -2,7 +2,8 @@
 
 Trains the model if its data changed, starts the action server and the Rasa server, waits for
 Rasa's /status, then runs the gateway: Telegram with TELEGRAM_BOT_TOKEN, else a local chat in
-this terminal; and the website chat when WEBCHAT_PORT is set. `--headless` starts only the two servers. All of them are supervised
+this terminal; and the website chat when WEBCHAT_PORT is set. `--headless` starts only the two
+servers. All of them are supervised
 (stack/supervisor.py): one that exits is restarted with backoff, and one that fails
 SUPERVISE_MAX_FAILURES times in SUPERVISE_PERIOD seconds stops everything with one error.
 Ctrl-C stops everything.

@@ -30,8 +30,8 @@ The payload's shape depends on the row's kind (store.kinds.NotificationKind):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Required, TypedDict
 
 from sqlalchemy import delete, or_, select, update
