@@ -11,7 +11,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
@@ -25,7 +25,14 @@ T = TypeVar("T")
 
 DomainDict = dict[str, Any]
 Events = list[EventType]
-Button = dict[str, str]
+
+
+class Button(TypedDict):
+    """A button of a bot message, as rasa-sdk's dispatcher and Rasa's channels take it."""
+
+    title: str
+    payload: str  # /intent{"entity":"value"}, at most CALLBACK_LIMIT bytes
+
 
 CALLBACK_LIMIT = 64  # bytes, Telegram's callback_data limit
 
@@ -70,7 +77,7 @@ def button(title: str, intent: str, **entities: str) -> Button:
         payload += json.dumps(entities, ensure_ascii=False, separators=(",", ":"))
     if len(payload.encode("utf-8")) > CALLBACK_LIMIT:
         raise ValueError(f"button payload longer than {CALLBACK_LIMIT} bytes: {payload}")
-    return {"title": title, "payload": payload}
+    return Button(title=title, payload=payload)
 
 
 def human_button(lang: str, reason: str | None = None) -> Button:

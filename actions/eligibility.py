@@ -47,6 +47,7 @@ from actions.eligibility_answers import (
 from actions.eligibility_rules import evaluate
 from i18n import t
 from store.enquiries import EnquiryRecord, add_contact, save_enquiry
+from store.kinds import EligibilityOutcome
 
 FORM = "eligibility_form"
 CONTACT_SLOTS = ("enquiry_factory_name", "enquiry_contact")
@@ -93,7 +94,8 @@ class ValidateEligibilityForm(FormValidationAction):
             # A new check starts from this message only: answers left by an interrupted
             # earlier check (carried over between sessions) must not fill this one. Facts the
             # user stated before the check (actions/factory_facts.py) are kept.
-            noted = before.get("noted_facts") if isinstance(before.get("noted_facts"), list) else []
+            facts = before.get("noted_facts")
+            noted: list[Any] = facts if isinstance(facts, list) else []
             stale = [k for k in (*FORM_SLOTS, *HELPER_SLOTS) if before.get(k) is not None and k not in noted]
             tracker.slots.update({k: None for k in stale})
         turn = _turn(tracker)
@@ -103,7 +105,7 @@ class ValidateEligibilityForm(FormValidationAction):
                 resets.append(SlotSet("noted_facts", None))  # used by this check
         # The SDK calls each extract_<slot> with a tracker it updates as it goes; all of them
         # must read the message against the slots as they were before this turn.
-        setattr(tracker, "_eligibility_turn", turn)
+        tracker._eligibility_turn = turn
         events = await super().run(dispatcher, tracker, domain)
         if activating:
             # Rasa passes the stale values in as pre-filled candidates; the SDK would set
@@ -126,19 +128,29 @@ class ValidateEligibilityForm(FormValidationAction):
             )
         return resets + extra + events
 
-    async def extract_employees(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_employees(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         return _pick(tracker, "employees", "employees_low", "employees_high")
 
-    async def extract_sector(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_sector(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         return _pick(tracker, "sector", "sector_kind")
 
-    async def extract_location(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_location(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         return _pick(tracker, "location", "factory_country", "factory_province", "factory_city")
 
-    async def extract_supplies_brands(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_supplies_brands(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         return _pick(tracker, "supplies_brands")
 
-    async def extract_can_commit(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_can_commit(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         # The retry counter rides with the last extractor so it is set once per turn.
         return _pick(tracker, "can_commit", "eligibility_retries")
 
@@ -218,10 +230,10 @@ class ActionEligibilityOutcome(Action):
         facts = facts_of(slots)
         decision = evaluate(facts, RULES)
         text = outcome_text(decision, lang)
-        if decision.outcome == "eligible":
+        if decision.outcome == EligibilityOutcome.ELIGIBLE:
             buttons = [button(t("elig_button_book", lang), "book_classroom", module="1")]
             dispatcher.utter_message(text=f"{text}\n\n{t('elig_next_eligible', lang)}", buttons=buttons)
-        elif decision.outcome == "borderline":
+        elif decision.outcome == EligibilityOutcome.BORDERLINE:
             buttons = [button(t("elig_button_staff", lang), "request_human")]
             dispatcher.utter_message(text=f"{text}\n\n{t('elig_next_borderline', lang)}", buttons=buttons)
         else:
@@ -298,11 +310,15 @@ class ValidateEnquiryContactForm(FormValidationAction):
             return None
         return text[:200]
 
-    async def extract_enquiry_factory_name(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_enquiry_factory_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         text = self._text(tracker, "enquiry_factory_name")
         return {"enquiry_factory_name": text} if text else {}
 
-    async def extract_enquiry_contact(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+    async def extract_enquiry_contact(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
         text = self._text(tracker, "enquiry_contact")
         return {"enquiry_contact": text} if text else {}
 

@@ -47,14 +47,18 @@ _BRANDS_NO = re.compile(
     re.IGNORECASE,
 )
 _BRANDS_YES = re.compile(
-    r"\b(?:supply|supplying|supplies|supplier|export|exporting|exports|exporter|oem|make for|produce for|sell to|selling to)\b"
+    r"\b(?:supply|supplying|supplies|supplier|export|exporting|exports|exporter|oem"
+    r"|make for|produce for|sell to|selling to)\b"
     r".{0,40}\b(?:brands?|buyers?|customers?|clients?|retailers?|europe|european|eu|us|usa|american|japan|japanese"
     r"|international|global|overseas|foreign|abroad)\b"
-    r"|\b(?:international|global|foreign|overseas|european|american|japanese|big|major|famous) (?:brands?|buyers?|retailers?)"
+    r"|\b(?:international|global|foreign|overseas|european|american|japanese|big|major|famous)"
+    r" (?:brands?|buyers?|retailers?)"
     r"|\bexport(?:s|ing|er|ers)?\b|品牌|外贸|出口|国际买家|海外客户|外国客户|欧美|外单|代工|国际客户|海外订单",
     re.IGNORECASE,
 )
-_UNSURE = re.compile(r"not sure|don'?t know|maybe|perhaps|depends|unsure|不确定|不知道|可能|看情况|再说|不一定|说不准", re.IGNORECASE)
+_UNSURE = re.compile(
+    r"not sure|don'?t know|maybe|perhaps|depends|unsure|不确定|不知道|可能|看情况|再说|不一定|说不准", re.IGNORECASE
+)
 # "没问题" (no problem) and "不错" (not bad) hold a negation character but mean yes.
 _YES_DESPITE_NEGATION = re.compile(r"没问题|没错|不错|不成问题|no problem|why not", re.IGNORECASE)
 _NO = re.compile(
@@ -158,7 +162,7 @@ def read_turn(text: str, intent: str, requested: str | None, slots: dict[str, An
     if free_answer and requested == "location":
         updates.update(location=text.strip()[:64], factory_country=None, factory_province=None, factory_city=None)
 
-    if answering and requested not in updates:
+    if answering and requested is not None and requested not in updates:
         if updates:
             return updates  # something else was said (a correction): ask the same again
         if intent.startswith("faq_") or intent == "out_of_scope":
@@ -221,7 +225,12 @@ def summary(slots: dict[str, Any], lang: str) -> str:
     if slots.get("sector") not in (None, UNKNOWN):
         parts.append(sector_name(slots.get("sector"), slots.get("sector_kind"), lang))
     if slots.get("location") not in (None, UNKNOWN):
-        place = Place(slots.get("factory_country"), slots.get("factory_province"), slots.get("factory_city"), slots.get("location"))
+        place = Place(
+            slots.get("factory_country"),
+            slots.get("factory_province"),
+            slots.get("factory_city"),
+            slots.get("location"),
+        )
         parts.append(place.label(lang, PLACES))
     if slots.get("supplies_brands") is True:
         parts.append(t("elig_fact_brands_yes", lang))

@@ -17,11 +17,12 @@ from typing import Any
 
 import yaml
 
+from store.kinds import EligibilityOutcome
 from store.places import PLACES_FILE, Places, PlacesError, load_places
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "eligibility_rules.yml"
 
-OUTCOMES = ("eligible", "borderline", "not_eligible")  # in order of severity
+OUTCOMES = tuple(EligibilityOutcome)  # in order of severity
 SECTORS = ("manufacturing", "services", "other")
 
 
@@ -57,7 +58,7 @@ class Rules:
     sector_sources: tuple[str, ...]
     kinds: dict[str, SectorKind]
     generic: dict[str, tuple[str, ...]]
-    commitment_if_no: str
+    commitment_if_no: EligibilityOutcome
     commitment_sources: tuple[str, ...]
     brands_sources: tuple[str, ...]
 
@@ -88,13 +89,13 @@ class Facts:
 @dataclass(frozen=True)
 class Reason:
     code: str  # i18n key suffix: elig_reason_<code>
-    outcome: str  # the outcome this reason alone leads to
+    outcome: EligibilityOutcome  # the outcome this reason alone leads to
     params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Decision:
-    outcome: str
+    outcome: EligibilityOutcome
     reasons: tuple[Reason, ...]
     band: Band
 
@@ -115,20 +116,20 @@ def _position(value: int, band: Band, margin_percent: float) -> str:
 def _size_reason(facts: Facts, band: Band, rules: Rules) -> Reason:
     low, high = facts.employees_low, facts.employees_high
     if low is None or high is None:
-        return Reason("size_unknown", "borderline")
+        return Reason("size_unknown", EligibilityOutcome.BORDERLINE)
     count = str(low) if low == high else f"{low}–{high}"
     params = {"count": count, "min": band.min, "max": band.max}
     ends = {_position(low, band, rules.margin_percent), _position(high, band, rules.margin_percent)}
     if ends == {"in"}:
-        return Reason("size_in_band", "eligible", params)
+        return Reason("size_in_band", EligibilityOutcome.ELIGIBLE, params)
     if ends == {"below"}:
-        return Reason("size_too_small", "not_eligible", params)
+        return Reason("size_too_small", EligibilityOutcome.NOT_ELIGIBLE, params)
     if ends == {"above"}:
-        return Reason("size_too_large", "not_eligible", params)
+        return Reason("size_too_large", EligibilityOutcome.NOT_ELIGIBLE, params)
     if low != high:
-        return Reason("size_range_partly_outside", "borderline", params)
+        return Reason("size_range_partly_outside", EligibilityOutcome.BORDERLINE, params)
     side = "below" if "near_below" in ends else "above"
-    return Reason(f"size_just_{side}", "borderline", params)
+    return Reason(f"size_just_{side}", EligibilityOutcome.BORDERLINE, params)
 
 
 def evaluate(facts: Facts, rules: Rules) -> Decision:
@@ -136,21 +137,21 @@ def evaluate(facts: Facts, rules: Rules) -> Decision:
     band = rules.band_for(facts.country)
     reasons: list[Reason] = [_size_reason(facts, band, rules)]
     if facts.country is None:
-        reasons.append(Reason("country_unknown", "borderline"))
+        reasons.append(Reason("country_unknown", EligibilityOutcome.BORDERLINE))
     elif facts.country not in rules.offered:
-        reasons.append(Reason("country_not_offered", "borderline", {"country": facts.country}))
+        reasons.append(Reason("country_not_offered", EligibilityOutcome.BORDERLINE, {"country": facts.country}))
     if facts.sector in rules.eligible_sectors:
-        reasons.append(Reason("sector_ok", "eligible", {"sector": facts.sector}))
+        reasons.append(Reason("sector_ok", EligibilityOutcome.ELIGIBLE, {"sector": facts.sector}))
     else:
-        reasons.append(Reason("sector_unknown", "borderline", {"sector": facts.sector_kind or ""}))
+        reasons.append(Reason("sector_unknown", EligibilityOutcome.BORDERLINE, {"sector": facts.sector_kind or ""}))
     if facts.can_commit is True:
-        reasons.append(Reason("commit_yes", "eligible"))
+        reasons.append(Reason("commit_yes", EligibilityOutcome.ELIGIBLE))
     elif facts.can_commit is False:
         reasons.append(Reason("commit_no", rules.commitment_if_no))
     else:
-        reasons.append(Reason("commit_unknown", "borderline"))
+        reasons.append(Reason("commit_unknown", EligibilityOutcome.BORDERLINE))
     if facts.supplies_brands:
-        reasons.append(Reason("brands_yes", "eligible"))
+        reasons.append(Reason("brands_yes", EligibilityOutcome.ELIGIBLE))
     outcome = max((r.outcome for r in reasons), key=OUTCOMES.index)
     return Decision(outcome, tuple(reasons), band)
 
@@ -185,7 +186,7 @@ def parse_rules(data: Any, places: Places, src: str = "eligibility_rules.yml") -
     if not isinstance(sources, dict) or not sources:
         raise RulesError(f"{src}: sources: missing; list the source tags with en and zh names")
     for tag, names in sources.items():
-        if not isinstance(names, dict) or not all(str(names.get(l) or "").strip() for l in ("en", "zh")):
+        if not isinstance(names, dict) or not all(str(names.get(lang) or "").strip() for lang in ("en", "zh")):
             raise RulesError(f"{src}: sources.{tag}: needs both 'en' and 'zh' names")
 
     bands_data = data.get("bands")
@@ -235,12 +236,16 @@ def parse_rules(data: Any, places: Places, src: str = "eligibility_rules.yml") -
     generic: dict[str, tuple[str, ...]] = {}
     for sector, words in (sectors.get("generic") or {}).items():
         if sector not in SECTORS or not isinstance(words, list):
-            raise RulesError(f"{src}: sectors.generic.{sector}: expected one of {', '.join(SECTORS)} with a list of words")
+            raise RulesError(
+                f"{src}: sectors.generic.{sector}: expected one of {', '.join(SECTORS)} with a list of words"
+            )
         generic[sector] = tuple(str(w) for w in words)
 
     commitment = data.get("commitment") or {}
     if commitment.get("if_no") not in OUTCOMES:
-        raise RulesError(f"{src}: commitment.if_no: must be one of {', '.join(OUTCOMES)}, got {commitment.get('if_no')!r}")
+        raise RulesError(
+            f"{src}: commitment.if_no: must be one of {', '.join(OUTCOMES)}, got {commitment.get('if_no')!r}"
+        )
 
     return Rules(
         sources={tag: {"en": str(n["en"]), "zh": str(n["zh"])} for tag, n in sources.items()},
@@ -252,7 +257,7 @@ def parse_rules(data: Any, places: Places, src: str = "eligibility_rules.yml") -
         sector_sources=_tags(sectors.get("sources"), "sectors", sources, src),
         kinds=kinds,
         generic=generic,
-        commitment_if_no=commitment["if_no"],
+        commitment_if_no=EligibilityOutcome(commitment["if_no"]),
         commitment_sources=_tags(commitment.get("sources"), "commitment", sources, src),
         brands_sources=_tags((data.get("brands") or {}).get("sources"), "brands", sources, src),
     )

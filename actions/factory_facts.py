@@ -8,7 +8,6 @@ clearing them as answers left over from an interrupted check), so it asks only t
 """
 from __future__ import annotations
 
-
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher

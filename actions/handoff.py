@@ -50,7 +50,7 @@ class ActionHandoff(Action):
             dispatcher.utter_message(text=t("handoff_already", lang))
             return []
         text = t("handoff_started", lang)
-        opening = next_office_opening(dt.datetime.now(dt.timezone.utc))
+        opening = next_office_opening(dt.datetime.now(dt.UTC))
         if opening is not None:
             when = opening.strftime("%Y-%m-%d %H:%M") if lang == "zh" else opening.strftime("%a %d %b %H:%M")
             text += "\n" + t("handoff_after_hours", lang, when=when)

@@ -137,9 +137,9 @@ def _numbers(text: str) -> list[_Num]:
         chunk = match.group(0)
         if len(chunk) == 1 and chunk in "一二两" and _ZH_NOT_COUNT_AFTER.match(text[match.end():]):
             continue
-        value = _zh_value(chunk)
-        if value is not None:
-            found.append(_Num(float(value), match.start(), match.end()))
+        zh_number = _zh_value(chunk)
+        if zh_number is not None:
+            found.append(_Num(float(zh_number), match.start(), match.end()))
             taken.append((match.start(), match.end()))
     for match in _EN_RE.finditer(text):
         if not free(match.start(), match.end()):
@@ -147,9 +147,9 @@ def _numbers(text: str) -> list[_Num]:
         words = re.split(r"[\s-]+", match.group(0))
         if words[0] == "a" and (len(words) == 1 or words[1] not in _EN_SCALES):
             continue  # "a" alone is an article, not a number
-        value = _en_value(words)
-        if value is not None:
-            found.append(_Num(float(value), match.start(), match.end()))
+        en_number = _en_value(words)
+        if en_number is not None:
+            found.append(_Num(float(en_number), match.start(), match.end()))
             taken.append((match.start(), match.end()))
     return sorted(found, key=lambda n: n.start)
 
@@ -286,6 +286,9 @@ def find_correction(text: str, current: Count | None) -> Count | None:
         return None
     if mentions_current or find_headcount(text) is not None:
         return count
-    if re.search(r"\bi meant\b|\bcorrection\b|更正|应该是|说错|改成|改为", norm) and count.low >= MIN_FREE_TEXT_HEADCOUNT:
+    if (
+        re.search(r"\bi meant\b|\bcorrection\b|更正|应该是|说错|改成|改为", norm)
+        and count.low >= MIN_FREE_TEXT_HEADCOUNT
+    ):
         return count
     return None

@@ -26,7 +26,7 @@ from store import booking
 from store.db import Database
 from store.models import ClassroomSession, User
 
-START = dt.datetime(2030, 3, 4, 1, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2030, 3, 4, 1, 0, tzinfo=dt.UTC)
 
 
 def _prepare(db: Database, bookings: int) -> tuple[list[int], list[int]]:
@@ -40,7 +40,7 @@ def _prepare(db: Database, bookings: int) -> tuple[list[int], list[int]]:
         ]
         users = [User(channel="local", external_id=f"b{i}", sender_id=f"local-bench-{i}")
                  for i in range(bookings)]
-        s.add_all(sessions + users)
+        s.add_all([*sessions, *users])
         s.flush()
         return [x.id for x in sessions], [u.id for u in users]
 

@@ -52,7 +52,7 @@ def running_stack(model: Path, data_dir: Path) -> Iterator[EvalStack]:
     try:
         processes.wait_until_up(servers[0], f"http://127.0.0.1:{settings.action_port}/health", 60)
         processes.wait_until_up(servers[1], settings.rasa_status_url, 600)
-        yield EvalStack(settings, database_url, {s.name: s.log_path for s in servers})
+        yield EvalStack(settings, database_url, {s.name: s.log_path for s in servers if s.log_path is not None})
     finally:
         for server in reversed(servers):
             server.stop()

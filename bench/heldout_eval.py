@@ -147,6 +147,8 @@ class Runner:
             if slot == "employees":
                 scored.verdict_note = "the check asked the headcount (the scorer never answers it)"
                 return
+            if not isinstance(slot, str):
+                raise AssertionError(f"no requested slot during the check: {tracker.get('slots')}")
             if asked[-2:] == [slot, slot]:
                 scored.verdict_note = f"the check asked {slot} three times"
                 return

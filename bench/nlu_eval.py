@@ -126,7 +126,7 @@ def rows_for(figures: dict[str, LangFigures], langs: list[str]) -> tuple[list[tu
             cells[lang] = pct(sum(s.right for s in every), len(every))
         add("  all held-out messages right", cells, "", {})
         cells = {lang: str(sum(bool(s.error) for s in figures[lang].scored)) for lang in langs}
-        add("  turns that failed (errors)", cells, "0", {l: c == "0" for l, c in cells.items()})
+        add("  turns that failed (errors)", cells, "0", {lang: c == "0" for lang, c in cells.items()})
 
     if any(f.cv for f in figures.values()):
         cells, met, times = {}, {}, {}
@@ -144,7 +144,7 @@ def print_table(rows: list[tuple[str, ...]], langs: list[str]) -> None:
     header = ("metric", *langs, "target")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for index, row in enumerate([header, *rows]):
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
 

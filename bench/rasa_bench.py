@@ -8,9 +8,9 @@ pipeline and policies; an intent answered by a response, an intent answered by o
 action; in-memory tracker store), driven straight over Rasa's REST channel.
 project: bot.conversation.ConversationService (the gateway's turn: user upsert, language,
 transcript, one message to Rasa's gateway channel, answer and intent to the transcript) -> Rasa
-(bounded SQL tracker store) -> action server -> store. Telegram is not involved (ConversationService is what the Telegram handlers
-call). The store and the tracker store are SQLite files in a temp dir, or PostgreSQL databases
-created and dropped on the server of --postgres.
+(bounded SQL tracker store) -> action server -> store. Telegram is not involved
+(ConversationService is what the Telegram handlers call). The store and the tracker store are
+SQLite files in a temp dir, or PostgreSQL databases created and dropped on the server of --postgres.
 
 Figures: p50/p95/p99 of an FAQ turn and of a custom-action turn (project: the booking message
 that lists classroom sessions: booking_form's validation, which starts the booking, and the
@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from stack import processes, rasa_config
+from stack import processes
 from stack.settings import APP_PYTHON, MODEL_PATH, RASA_PYTHON, ROOT, StackSettings
 from stack.train import fingerprint, is_current, rasa_env
 
@@ -455,11 +454,11 @@ def print_table(figures: dict[str, Figures], args, info: dict) -> None:
     widths = [max(len(r[i]) for r in rows + [("figure", "baseline", "project", "project/base", "target")])
               for i in range(5)]
     header = ("figure", "baseline", "project", "project/base", "target")
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=False))))
     print()
     for key, value in info.get("notes", {}).items():
         print(f"{key}: {value}")
@@ -524,7 +523,9 @@ async def run(args) -> None:
         info["notes"]["project store"] = "PostgreSQL" if args.postgres else "SQLite"
         info["notes"]["project tracker store"] = "SQL on " + ("PostgreSQL" if args.postgres else "SQLite")
         info["notes"]["Rasa workers"] = str(args.workers)
-        info["notes"]["project Rasa speed-ups (rasa_extensions/speedups.py)"] = os.environ.get("SCORE_RASA_SPEEDUPS", "1")
+        info["notes"]["project Rasa speed-ups (rasa_extensions/speedups.py)"] = os.environ.get(
+            "SCORE_RASA_SPEEDUPS", "1"
+        )
         info["notes"]["project model file"] = str(model)
 
         # 3. start-up, one stack at a time (so neither slows the other's start)

@@ -111,7 +111,7 @@ async def payload_turns(model: Path, turns: int) -> dict[str, float]:
                 await post("warm", text)
             for text in PAYLOADS:
                 times = []
-                for i in range(turns):
+                for _ in range(turns):
                     sender = f"parts-{time.time_ns()}"
                     await post(sender, "/greet")
                     started = time.perf_counter()

@@ -288,7 +288,8 @@ class Soak:
               f"answered {len(answered)}")
         kinds: dict[str, int] = {}
         for t in errors:
-            kinds[t.bad] = kinds.get(t.bad, 0) + 1
+            bad = t.bad or ""
+            kinds[bad] = kinds.get(bad, 0) + 1
         total_errors = len(errors) + len(log_errors) + len(died)
         print(f"errors: {total_errors} (target 0): bad or missing answers {kinds or 0}, "
               f"gateway log ERROR lines {len(log_errors)}, processes died {died or 0}")
@@ -300,13 +301,13 @@ class Soak:
         index = 0
         while True:
             lo, hi = first + index * window, first + (index + 1) * window
-            chunk = [t.latency * 1000 for t in answered if lo <= t.at < hi]
+            chunk = [t.latency * 1000 for t in answered if t.latency is not None and lo <= t.at < hi]
             if not chunk and lo > (turns[-1].at if turns else 0):
                 break
             print(f"| {index * self.args.window:g}-{(index + 1) * self.args.window:g} min | {len(chunk)} | "
                   f"{percentile(chunk, 0.5):.0f} | {percentile(chunk, 0.95):.0f} |")
             index += 1
-        everything = [t.latency * 1000 for t in answered]
+        everything = [t.latency * 1000 for t in answered if t.latency is not None]
         print(f"| all | {len(everything)} | {percentile(everything, 0.5):.0f} | {percentile(everything, 0.95):.0f} |")
         print()
         print("| process | RSS start MB | RSS end MB | growth | fds start (sockets) | fds end (sockets) | growth |")
@@ -317,7 +318,9 @@ class Soak:
             g_rss = (rss1 - rss0) / rss0 * 100 if rss0 else 0.0
             g_fd = (fd1 - fd0) / fd0 * 100 if fd0 else 0.0
             worst = max(worst, g_rss, g_fd)
-            print(f"| {name} | {rss0:.0f} | {rss1:.0f} | {g_rss:+.1f} % | {fd0} ({so0}) | {fd1} ({so1}) | {g_fd:+.1f} % |")
+            print(
+                f"| {name} | {rss0:.0f} | {rss1:.0f} | {g_rss:+.1f} % | {fd0} ({so0}) | {fd1} ({so1}) | {g_fd:+.1f} % |"
+            )
         print()
         if metrics:
             print("gateway metrics: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
@@ -335,8 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=5.0, help="minutes per latency window (default 5)")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds before a turn counts as unanswered")
     parser.add_argument("--grace", type=float, default=0.3, help="seconds to collect a turn's further messages")
-    parser.add_argument("--settle", type=float, default=35.0,
-                        help="seconds at rest before measuring RSS and fds (idle keep-alive connections close: aiohttp 15-30 s)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=35.0,
+        help="seconds at rest before measuring RSS and fds (idle keep-alive connections close: aiohttp 15-30 s)",
+    )
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.users <= 0:

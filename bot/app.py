@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.error import InvalidToken, TelegramError
@@ -150,9 +149,9 @@ async def check_token(settings: BotSettings) -> None:
     try:
         await bot.get_me()
     except InvalidToken:
-        raise SystemExit("error: Telegram rejected TELEGRAM_BOT_TOKEN (check the token from @BotFather)")
+        raise SystemExit("error: Telegram rejected TELEGRAM_BOT_TOKEN (check the token from @BotFather)") from None
     except TelegramError as error:
-        raise SystemExit(f"error: cannot reach the Telegram Bot API at {settings.base_url}: {error}")
+        raise SystemExit(f"error: cannot reach the Telegram Bot API at {settings.base_url}: {error}") from None
 
 
 def run_telegram(settings: BotSettings) -> None:
@@ -174,9 +173,9 @@ def run_telegram(settings: BotSettings) -> None:
         else:
             application.run_polling(allowed_updates=Update.ALL_TYPES)
     except InvalidToken:
-        raise SystemExit("error: Telegram rejected TELEGRAM_BOT_TOKEN (check the token from @BotFather)")
+        raise SystemExit("error: Telegram rejected TELEGRAM_BOT_TOKEN (check the token from @BotFather)") from None
     except TelegramError as error:
-        raise SystemExit(f"error: Telegram: {error}")
+        raise SystemExit(f"error: Telegram: {error}") from None
 
 
 def main() -> None:

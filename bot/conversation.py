@@ -32,8 +32,8 @@ import i18n
 from bot import metrics
 from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, RasaUnreachable, Reply
 from store import conversations, users
-from store.users import UserView
 from store.db import Database
+from store.users import UserView
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ STAMP_SLACK = 1.0
 
 @dataclass
 class Incoming:
-    channel: str  # telegram | local
+    channel: str  # a store.kinds.Channel: telegram | local
     external_id: str  # the Telegram user id
     text: str
     chat_id: int | None = None
@@ -297,7 +297,7 @@ class ConversationService:
         try:
             await asyncio.wait_for(back.wait(), max(deadline - time.time(), 0))
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         finally:
             self._waiting_for_rasa -= 1

@@ -14,7 +14,9 @@ from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.rasa_client import Reply
 from bot.rendering import CallbackPayloads, keyboard, split_text
+from bot.updates import chat_id_of, message_of, query_of
 from store import conversations, users
+from store.kinds import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class Gateway:
         user = update.effective_user
         chat = update.effective_chat
         return Incoming(
-            channel="telegram",
+            channel=Channel.TELEGRAM,
             external_id=str(user.id) if user else str(chat.id if chat else 0),
             text=text,
             chat_id=chat.id if chat else None,
@@ -46,7 +48,7 @@ class Gateway:
         )
 
     async def send(self, update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]) -> None:
-        chat_id = update.effective_chat.id
+        chat_id = chat_id_of(update)
         for reply in replies:
             chunks = split_text(reply.text) or ([" "] if reply.buttons else [])
             markup = keyboard(reply.buttons, self.payloads)
@@ -69,13 +71,13 @@ class Gateway:
         return notify
 
     async def turn(self, update: Update, context: ContextTypes.DEFAULT_TYPE, incoming: Incoming) -> None:
-        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        await context.bot.send_chat_action(chat_id_of(update), ChatAction.TYPING)
         await self.show(update, context, await self.service.handle(incoming), incoming)
 
     # --- text and buttons -----------------------------------------------------------------
 
     async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = message_of(update)
         if not await self.is_new(update):
             return
         if message.chat.type != ChatType.PRIVATE and not self._addressed_to_me(message, context):
@@ -97,7 +99,7 @@ class Gateway:
         return bool(reply_to and reply_to.from_user and reply_to.from_user.id == context.bot.id)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query = update.callback_query
+        query = query_of(update)
         if not await self.is_new(update):
             await query.answer()
             return
@@ -121,7 +123,7 @@ class Gateway:
             user = await self.service.user_for(self.incoming(update, ""))
             await self.send(update, context, [Reply(text=i18n.t("button_expired", user.language))])
             return
-        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        await context.bot.send_chat_action(chat_id_of(update), ChatAction.TYPING)
         incoming = self.incoming(update, payload, is_payload=True, shown_text=title,
                                  notify=self.notifier(update, context))
         await self.show(update, context, await self.service.press(incoming, payload, title), incoming)
@@ -146,16 +148,16 @@ class Gateway:
     async def on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await self.is_new(update):
             return
-        message = update.effective_message
+        message = message_of(update)
         if message.chat.type != ChatType.PRIVATE and not self._addressed_to_me(message, context):
             return  # in groups: only commands meant for this bot
         await self._command(update, context)
 
     async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = message_of(update)
         words = (message.text or "").split()
         name = words[0].lstrip("/").split("@")[0].lower() if words else ""
-        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+        await context.bot.send_chat_action(chat_id_of(update), ChatAction.TYPING)
         incoming = self.incoming(update, message.text or "", notify=self.notifier(update, context))
         result = await self.service.command(incoming, name, words[1:])
         await self.show(update, context, result)
@@ -176,12 +178,16 @@ class Gateway:
     async def on_contact(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await self.is_new(update):
             return
-        contact = update.effective_message.contact
+        contact = message_of(update).contact
+        assert contact is not None  # filters.CONTACT
+        sender = update.effective_user
         user = await self.service.user_for(self.incoming(update, ""))
-        own = contact.user_id is None or contact.user_id == update.effective_user.id
+        own = contact.user_id is None or (sender is not None and contact.user_id == sender.id)
         if own and contact.phone_number:
             await self.service.in_thread(users.set_contact_phone, self.service.db, user.id, contact.phone_number)
-            reply = await self.service.say(user, user.language, "contact_received", update.effective_chat.id, phone=contact.phone_number)
+            reply = await self.service.say(
+                user, user.language, "contact_received", chat_id_of(update), phone=contact.phone_number
+            )
             await self.send(update, context, [reply])
         else:
             await self._say(update, context, "non_text")
@@ -216,7 +222,7 @@ class Gateway:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error; tell the user something went wrong instead of going silent."""
     key = "unavailable"
-    if store_faults.is_store_fault(context.error):  # read-only or full disk, database gone
+    if context.error is not None and store_faults.is_store_fault(context.error):  # read-only or full disk
         store_faults.report("update", context.error)
         key = "store_unavailable"
     else:

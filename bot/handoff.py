@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
-from bot.notifier import TELEGRAM_CHANNELS
+from bot.notifier import TELEGRAM_CHANNELS, Notifier
 from bot.settings import BotSettings
+from bot.updates import message_of, query_of
 from store import conversations, handoff as handoffs, users
+from store.kinds import HandoffStatus
 
 logger = logging.getLogger(__name__)
 CLAIM_PREFIX = "claim:"
@@ -28,15 +30,17 @@ class HandoffRelay:
         self.service = service
         self.settings = settings
         self.chat_id = settings.staff_chat_id
-        self.notifier = None
-        self.bot = None
+        self.notifier: Notifier | None = None  # set by the notifier it wakes
+        self.bot: Bot | None = None
 
     def register(self, application: Application) -> None:
         self.bot = application.bot
         staff_chat = filters.Chat(self.chat_id)
         application.add_handler(CallbackQueryHandler(self.on_claim, pattern=f"^{CLAIM_PREFIX}"))
         application.add_handler(CommandHandler("resume", self.on_resume, filters=staff_chat))
-        application.add_handler(MessageHandler(staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.on_staff_reply))
+        application.add_handler(
+            MessageHandler(staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.on_staff_reply)
+        )
         # Anything else said in the staff group is staff talking among themselves.
         application.add_handler(MessageHandler(staff_chat, lambda *_: asyncio.sleep(0)))
 
@@ -57,13 +61,13 @@ class HandoffRelay:
             name=(user.display_name if user else None) or view.sender_id,
             language=view.language,
             reason=view.reason,
-            lines="\n".join(f"{'👤' if l.direction == 'in' else '🤖'} {l.text[:300]}" for l in lines) or "—",
+            lines="\n".join(f"{'👤' if line.direction == 'in' else '🤖'} {line.text[:300]}" for line in lines) or "—",
             link=f"{self.settings.console_url.rstrip('/')}/conversations/{view.user_id}",
         )
-        markup = InlineKeyboardMarkup(
-            [[InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE), callback_data=f"{CLAIM_PREFIX}{view.id}")]]
-        )
-        message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=markup)
+        claim = InlineKeyboardButton(i18n.t("staff_claim_button", STAFF_LANGUAGE),
+                                     callback_data=f"{CLAIM_PREFIX}{view.id}")
+        assert self.bot is not None and self.chat_id is not None, "registered for a staff group"
+        message = await self.bot.send_message(self.chat_id, text[:4096], reply_markup=InlineKeyboardMarkup([[claim]]))
         await self.service.in_thread(handoffs.set_staff_message, self.service.db, view.id, message.message_id)
         return True
 
@@ -75,12 +79,15 @@ class HandoffRelay:
         """A turn may have opened a handoff: alert staff now rather than at the next poll."""
         self._wake_notifier()
 
-    async def relay_user_message(self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming) -> None:
+    async def relay_user_message(
+        self, context: ContextTypes.DEFAULT_TYPE, result: TurnResult, incoming: Incoming
+    ) -> None:
         view = await self.service.in_thread(handoffs.open_for_sender, self.service.db, result.user.sender_id)
         if view is None:
             return
         text = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                       name=result.user.display_name or result.user.sender_id, text=incoming.text[:3500])
+        assert self.chat_id is not None, "registered for a staff group"
         message = await context.bot.send_message(self.chat_id, text)
         # In the store, not in memory: the staff reply may reach another gateway replica.
         await self.service.in_thread(handoffs.remember_relay, self.service.db, self.chat_id,
@@ -89,11 +96,12 @@ class HandoffRelay:
     async def relay_queued(self, handoff_id: int, text: str) -> bool:
         """A user's message queued by another channel's process (store.handoff.relay_to_staff)."""
         view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
-        if view is None or view.status == "resolved":
+        if view is None or view.status == HandoffStatus.RESOLVED:
             return True
         user = await self.service.in_thread(conversations.get_user, self.service.db, view.sender_id)
         relayed = i18n.t("staff_user_message", STAFF_LANGUAGE, id=view.id,
                          name=(user.display_name if user else None) or view.sender_id, text=text[:3500])
+        assert self.bot is not None and self.chat_id is not None, "registered for a staff group"
         message = await self.bot.send_message(self.chat_id, relayed)
         await self.service.in_thread(handoffs.remember_relay, self.service.db, self.chat_id,
                                      message.message_id, view.id)
@@ -102,44 +110,49 @@ class HandoffRelay:
     # --- staff → bot -------------------------------------------------------------------------
 
     async def on_claim(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query = update.callback_query
+        query = query_of(update)
         if not self.is_staff(query.from_user.id):
             await query.answer(i18n.t("staff_not_allowed", STAFF_LANGUAGE), show_alert=True)
             return
-        handoff_id = int(query.data[len(CLAIM_PREFIX):])
+        handoff_id = int((query.data or "")[len(CLAIM_PREFIX):])
         try:
-            view = await self.service.in_thread(handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user))
+            view = await self.service.in_thread(
+                handoffs.claim_as, self.service.db, handoff_id, _staff_name(query.from_user)
+            )
         except handoffs.HandoffError as error:
             await query.answer(str(error), show_alert=True)
             return
         await query.answer()
         claimed = i18n.t("staff_claimed", STAFF_LANGUAGE, staff=view.claimed_by)
-        await query.edit_message_text(f"{query.message.text}\n\n{claimed}")
+        alert = query.message.text if isinstance(query.message, Message) else None
+        await query.edit_message_text(f"{alert}\n\n{claimed}")
 
     async def _find(self, update: Update) -> handoffs.HandoffView | None:
         """The handoff of the staff-group message this one replies to (a relayed user message
         or the alert)."""
-        replied = update.effective_message.reply_to_message
+        replied = message_of(update).reply_to_message
         if replied is None:
             return None
         return await self.service.in_thread(handoffs.by_staff_message, self.service.db,
                                             replied.message_id, replied.chat.id)
 
     async def on_staff_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = message_of(update)
         if not self.is_staff(message.from_user.id if message.from_user else None):
             await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
             return
         view = await self._find(update)
         # A Telegram user needs a chat to be written to; WeChat and web-chat users are reached
         # by their own channel's process, which sends the staff reply's notification.
-        if view is None or view.status == "resolved" or (
-                view.chat_id is None and users.channel_of(view.sender_id) in TELEGRAM_CHANNELS):
+        if view is None or view.status == HandoffStatus.RESOLVED or (
+                view.chat_id is None and users.channel_of(view.sender_id or "") in set(TELEGRAM_CHANNELS)):
             return
         # The same path as a console reply: a transcript line and a notification the
         # notifier sends at once; answering a waiting handoff claims it.
         try:
-            await self.service.in_thread(handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text)
+            await self.service.in_thread(
+                handoffs.reply_as, self.service.db, view.user_id, _staff_name(message.from_user), message.text
+            )
         except handoffs.HandoffError as error:
             await message.reply_text(str(error))
             return
@@ -147,7 +160,7 @@ class HandoffRelay:
         await message.reply_text(i18n.t("staff_relayed", STAFF_LANGUAGE))
 
     async def on_resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
+        message = message_of(update)
         if not self.is_staff(message.from_user.id if message.from_user else None):
             await message.reply_text(i18n.t("staff_not_allowed", STAFF_LANGUAGE))
             return
@@ -158,7 +171,9 @@ class HandoffRelay:
             await message.reply_text(i18n.t("staff_no_handoff", STAFF_LANGUAGE))
             return
         try:  # resolving queues the "bot is back" message for the user
-            view = await self.service.in_thread(handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user))
+            view = await self.service.in_thread(
+                handoffs.resolve_as, self.service.db, view.id, _staff_name(message.from_user)
+            )
         except handoffs.HandoffError as error:
             await message.reply_text(str(error))
             return

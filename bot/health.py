@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 import uvicorn
@@ -23,6 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+if TYPE_CHECKING:  # annotations only: the health server is given these by bot.app
+    from telegram import Bot
+
+    from bot.rasa_client import RasaClient
+    from store.db import Database
+
 logger = logging.getLogger(__name__)
 
 BOT_API_CACHE_SECONDS = 10.0
@@ -30,10 +37,10 @@ BOT_API_CACHE_SECONDS = 10.0
 
 @dataclass
 class HealthChecks:
-    rasa: object  # bot.rasa_client.RasaClient
+    rasa: RasaClient
     action_url: str
-    db: object  # store.db.Database
-    bot: object | None  # telegram.Bot; None in the local chat
+    db: Database
+    bot: Bot | None  # None in the local chat
     timeout: float = 2.0
     _bot_api: tuple[float, bool, str] = field(default=(0.0, False, ""), repr=False)
 
@@ -70,14 +77,14 @@ class HealthChecks:
         async def one(check) -> dict:
             try:
                 up, detail = await asyncio.wait_for(check(), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 up, detail = False, f"no answer in {self.timeout:g} s"
             except Exception as error:
                 up, detail = False, f"{type(error).__name__}: {error}"[:300]
             return {"up": up, **({"detail": detail} if detail and not up else {})}
 
         results = await asyncio.gather(*(one(check) for check in checks.values()))
-        return dict(zip(checks, results))
+        return dict(zip(checks, results, strict=True))
 
 
 def build_app(checks: HealthChecks) -> Starlette:

@@ -15,6 +15,7 @@ from bot.conversation import ConversationService, Incoming, language_buttons
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
 from store import get_database
+from store.kinds import Channel
 
 
 def render(replies: list[Reply]) -> list[Button]:
@@ -22,7 +23,11 @@ def render(replies: list[Reply]) -> list[Button]:
     buttons: list[Button] = []
     for reply in replies:
         if reply.text:
-            print("\n".join(f"bot> {line}" if i == 0 else f"     {line}" for i, line in enumerate(reply.text.splitlines())))
+            print(
+                "\n".join(
+                    f"bot> {line}" if i == 0 else f"     {line}" for i, line in enumerate(reply.text.splitlines())
+                )
+            )
         buttons = reply.buttons
         for number, button in enumerate(buttons, 1):
             print(f"     [{number}] {button.title}")
@@ -47,7 +52,7 @@ async def run_local_chat(settings: BotSettings) -> None:
         render(replies)
 
     def incoming(text: str, **extra) -> Incoming:
-        return Incoming(channel="local", external_id=name, text=text, chat_id=None, display_name=name,
+        return Incoming(channel=Channel.LOCAL, external_id=name, text=text, chat_id=None, display_name=name,
                         notify=notify, **extra)
 
     user = await service.user_for(incoming(""))

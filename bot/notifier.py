@@ -18,13 +18,14 @@ from bot.conversation import ConversationService
 from bot.rasa_client import Button
 from bot.rendering import split_text
 from store import notifications, users
+from store.kinds import Channel, NotificationKind
 from store.users import UserView
 
 logger = logging.getLogger(__name__)
 
 
 # The users whose notifications the Telegram gateway sends (WeChat and the web chat send their own).
-TELEGRAM_CHANNELS = ("telegram", "local", "rest")
+TELEGRAM_CHANNELS = (Channel.TELEGRAM, Channel.LOCAL, Channel.REST)
 
 # deliver(user, text, buttons) sends a text to a user; returns False if it can't (blocked bot).
 Deliver = Callable[[UserView, str, list[Button]], Awaitable[bool]]
@@ -62,16 +63,16 @@ class Notifier:
         return len(claimed)
 
     async def send(self, row: notifications.ClaimedNotification) -> bool:
-        if row.kind == "handoff_opened":
+        if row.kind == NotificationKind.HANDOFF_OPENED:
             return await self.handoff.alert_staff(row.payload["handoff_id"]) if self.handoff else True
-        if row.kind == "handoff_user_message":  # from a channel without a staff group (WeChat)
+        if row.kind == NotificationKind.HANDOFF_USER_MESSAGE:  # from a channel without a staff group (WeChat)
             if not self.handoff:
                 return True
             return await self.handoff.relay_queued(row.payload["handoff_id"], row.payload.get("text", ""))
         user = await asyncio.to_thread(users.get_user_by_id, self.service.db, row.user_id) if row.user_id else None
         if user is None:
             return True  # the user asked us to forget them: nothing to send
-        if row.kind == "staff_reply":
+        if row.kind == NotificationKind.STAFF_REPLY:
             text = row.payload.get("text", "")
         else:
             text = notifications.render(row.payload, user.language)
@@ -81,7 +82,7 @@ class Notifier:
         if sent and "transcript_line_id" not in row.payload:
             await asyncio.to_thread(
                 self.service.record_replies_sync, user.id, user.language, text, user.chat_id,
-                "staff" if row.kind == "staff_reply" else "out", row.payload.get("staff_name"),
+                "staff" if row.kind == NotificationKind.STAFF_REPLY else "out", row.payload.get("staff_name"),
             )
         return sent
 
@@ -96,7 +97,7 @@ class Notifier:
                     logger.exception("notifier round failed")
             try:
                 await asyncio.wait_for(self.wake.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self.wake.clear()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -45,7 +45,33 @@ class RasaAnswer:
     action_failed: str | None = None  # a custom action failed (the action server is down)
 
 
-def parse_replies(body: list[dict[str, Any]]) -> list[Reply]:
+# The gateway channel's answer (rasa_extensions/gateway_channel.py), as JSON. Read defensively:
+# every field may be missing.
+class WireButton(TypedDict, total=False):
+    title: str
+    payload: str
+
+
+class WireMessage(TypedDict, total=False):
+    recipient_id: str
+    text: str
+    buttons: list[WireButton]
+    custom: dict[str, Any]
+
+
+class WireIntent(TypedDict, total=False):
+    name: str | None
+    confidence: float
+
+
+class GatewayAnswer(TypedDict, total=False):
+    messages: list[WireMessage]
+    intent: WireIntent
+    reset: bool  # Rasa's circuit breaker tripped and the dialogue was reset
+    action_failed: str | None  # the custom action that failed
+
+
+def parse_replies(body: list[WireMessage]) -> list[Reply]:
     replies: list[Reply] = []
     for item in body:
         buttons = [
@@ -101,8 +127,8 @@ class RasaClient:
                 timeout=httpx.Timeout(timeout, connect=2.0) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             response.raise_for_status()
-            body = response.json()
-            intent = body.get("intent") or {}
+            body: GatewayAnswer = response.json()
+            intent: WireIntent = body.get("intent") or {}
             if self._failing:
                 self._failing = False
                 logger.warning("Rasa answers again")

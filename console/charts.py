@@ -114,9 +114,9 @@ def lines(labels: Sequence[str], series: Sequence[Series], *, title: str,
     parts = [_svg_open(width, height, title)]
     _axes(parts, ticks, left, right, top, bottom)
     for k, s in enumerate(series):
-        points = " ".join(f"{x:.1f},{bottom - v * scale:.1f}" for x, v in zip(xs, s.values))
+        points = " ".join(f"{x:.1f},{bottom - v * scale:.1f}" for x, v in zip(xs, s.values, strict=False))
         parts.append(f'<polyline class="c-line c-l{k}" points="{points}"/>')
-        for x, v, label in zip(xs, s.values, labels):
+        for x, v, label in zip(xs, s.values, labels, strict=False):
             parts.append(
                 f'<circle class="c-s{k}" cx="{x:.1f}" cy="{bottom - v * scale:.1f}" r="3">'
                 f"<title>{escape(label)} · {escape(s.name)}: {_fmt(v)}</title></circle>"

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from store.kinds import EligibilityOutcome, HandoffStatus
 from store.models import (
     Booking,
     ClassroomSession,
@@ -21,7 +22,7 @@ from store.models import (
 )
 
 LANGUAGES = ("en", "zh")
-OUTCOMES = ("eligible", "borderline", "not_eligible")
+OUTCOMES = tuple(EligibilityOutcome)
 MODULES = (1, 2, 3, 4, 5)
 PAGE_SIZE = 50
 
@@ -50,7 +51,7 @@ class Filters:
         outcome = params.get("outcome", "").strip()
         return cls(
             q=params.get("q", "").strip()[:200],
-            status=status if status in ("waiting", "claimed", "resolved", "none") else "",
+            status=status if status in (*HandoffStatus, "none") else "",
             date_from=date("from"),
             date_to=date("to"),
             language=language if language in LANGUAGES else "",
@@ -67,7 +68,7 @@ class Filters:
 
 
 def _day_bounds(day: dt.date, tz: ZoneInfo) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC)
 
 
 def apply_filters(stmt: Select, filters: Filters, tz: ZoneInfo) -> Select:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from store.kinds import BookingStatus, HandoffStatus
 from store.models import Booking, Enquiry, Handoff, TranscriptLine, utcnow
 
 FAILED_INTENTS = ("nlu_fallback", "out_of_scope")
@@ -61,7 +62,7 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
     now = now or utcnow()
     today = now.astimezone(tz).date()
     day_list = [today - dt.timedelta(days=days - 1 - i) for i in range(days)]
-    start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=tz).astimezone(dt.timezone.utc)
+    start = dt.datetime.combine(day_list[0], dt.time(), tzinfo=tz).astimezone(dt.UTC)
     index = {day: i for i, day in enumerate(day_list)}
 
     def slot(when: dt.datetime) -> int | None:
@@ -85,19 +86,19 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
 
     enquiries = [0] * days
     checked: set[int] = set()
-    for user_id, created in session.execute(
+    for enquirer, created in session.execute(
         select(Enquiry.user_id, Enquiry.created_at).where(Enquiry.created_at >= start)
     ):
         i = slot(created)
         if i is not None:
             enquiries[i] += 1
-        if user_id is not None:
-            checked.add(user_id)
+        if enquirer is not None:
+            checked.add(enquirer)
 
     booked = set(
         session.scalars(
             select(Booking.user_id).where(
-                Booking.status == "confirmed",
+                Booking.status == BookingStatus.CONFIRMED,
                 Booking.created_at >= start,
                 Booking.user_id.is_not(None),
             )
@@ -129,11 +130,11 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
         )
         lower = upper or 0
     waiting = session.scalar(
-        select(func.count()).select_from(Handoff).where(Handoff.status == "waiting")
+        select(func.count()).select_from(Handoff).where(Handoff.status == HandoffStatus.WAITING)
     ) or 0
 
     topics = [
-        (intent, n)
+        (intent or "", n)
         for intent, n in session.execute(
             select(TranscriptLine.intent, func.count())
             .where(

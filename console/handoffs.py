@@ -23,6 +23,7 @@ from store.handoff import (  # noqa: F401 (re-exported for console pages)
     resolve,
     set_tags,
 )
+from store.kinds import HandoffStatus
 from store.models import Handoff, TranscriptLine, User
 
 
@@ -35,7 +36,7 @@ class QueueRow:
 
 def queue(session: Session, status: str, limit: int = 200) -> list[QueueRow]:
     """Handoffs in one status; waiting ones oldest first (they have waited longest)."""
-    order = Handoff.created_at.asc() if status == "waiting" else Handoff.created_at.desc()
+    order = Handoff.created_at.asc() if status == HandoffStatus.WAITING else Handoff.created_at.desc()
     rows = session.execute(
         select(Handoff, User)
         .outerjoin(User, User.id == Handoff.user_id)

@@ -62,6 +62,7 @@ def _candidate_ids(session: Session, show: str) -> list[int]:
             Handoff.user_id.is_not(None)
         )
     ):
+        assert user_id is not None  # the query's condition
         windows[user_id].append((created - HANDOFF_LEAD, resolved))
     stmt = (
         select(TranscriptLine.id, TranscriptLine.user_id, TranscriptLine.created_at,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from store.kinds import BookingStatus, WaitlistStatus
 from store.models import Booking, ClassroomSession, ConsultationSlot, Enquiry, User, WaitlistEntry
 
 PAGE_SIZE = 50
@@ -36,7 +37,7 @@ class SessionSchedule:
 
     @property
     def confirmed(self) -> int:
-        return sum(1 for b in self.bookings if b.status == "confirmed")
+        return sum(1 for b in self.bookings if b.status == BookingStatus.CONFIRMED)
 
     @property
     def fill_percent(self) -> int:
@@ -52,7 +53,7 @@ def sessions(session: Session, module: int | None = None) -> list[SessionSchedul
     waiting = dict(
         session.execute(
             select(WaitlistEntry.session_id, func.count())
-            .where(WaitlistEntry.status == "waiting")
+            .where(WaitlistEntry.status == WaitlistStatus.WAITING)
             .group_by(WaitlistEntry.session_id)
         ).all()
     )

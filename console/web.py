@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.settings import Settings
 from store.db import Database
@@ -176,7 +176,9 @@ def csrf_field(request: Request) -> Markup:
 def csrf_ok(request: Request, form: FormData) -> bool:
     expected = request.session.get("csrf")
     given = form.get("csrf_token") or request.headers.get("x-csrf-token") or ""
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected, given)
+    if not (isinstance(expected, str) and expected and isinstance(given, str)):
+        return False
+    return hmac.compare_digest(expected, given)
 
 
 async def read_form(request: Request) -> FormData | None:
@@ -247,7 +249,7 @@ class SecurityHeaders:
             return
         is_static = scope["path"].startswith("/static/")
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import time
 from asyncio import CancelledError
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
@@ -80,7 +81,7 @@ class GatewayOutputChannel(CollectingOutputChannel):
         super().__init__()
         self.intent: dict[str, Any] = {}
         self.reset = False
-        self.action_failed: Optional[str] = None
+        self.action_failed: str | None = None
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         # One utterance, one message: Rasa's collecting channel makes a message of every
@@ -174,7 +175,7 @@ class GatewayInput(RestInput):
         async def receive(request: Request) -> HTTPResponse:
             sender_id = await self._extract_sender(request)
             text = self._extract_message(request)
-            metadata: Optional[dict] = self.get_metadata(request)
+            metadata: dict | None = self.get_metadata(request)
             collector = GatewayOutputChannel()
             try:
                 await on_new_message(

@@ -112,6 +112,7 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
         return self._resource
 
     def persist(self) -> None:
+        assert self.weights is not None and self.bias is not None and self.in_scope is not None, "not trained"
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / MODEL_FILE, weights=self.weights, bias=self.bias, in_scope=self.in_scope)
             (directory / META_FILE).write_text(json.dumps({"labels": self.labels}), encoding="utf-8")

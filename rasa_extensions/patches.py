@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
 
 from rasa_extensions.pinned import installed_rasa_version, pinned_rasa_version
 
@@ -72,7 +72,7 @@ PATCHES: tuple[Patch, ...] = (
 )
 
 
-def apply(environ: dict[str, str] | None = None) -> list[str]:
+def apply(environ: Mapping[str, str] | None = None) -> list[str]:
     """Applies the patches to the installed Rasa if it is the pinned version; returns their names."""
     environ = os.environ if environ is None else environ
     installed, pinned = installed_rasa_version(), pinned_rasa_version()

@@ -3,13 +3,13 @@ file scripts/setup.sh and the Rasa image install)."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 
 
-@lru_cache(maxsize=None)
+@cache
 def pinned_rasa_version() -> str:
     for line in REQUIREMENTS.read_text(encoding="utf-8").splitlines():
         match = re.fullmatch(r"rasa(\[[\w,]+\])?==([\w.]+)", line.split("#", 1)[0].strip())

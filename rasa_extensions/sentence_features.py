@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text, cast
 
 import numpy as np
 
@@ -107,13 +107,15 @@ class _Encoders:
                 parts.append(_unit(np.concatenate(vectors)))
             fresh = np.concatenate(parts, axis=1)
             with cls._lock:
-                for text, vector in zip(unique, fresh):
+                for text, vector in zip(unique, fresh, strict=True):
                     for index in missing[text]:
                         rows[index] = vector
                     cls._cache[(key, text)] = vector
                     if len(cls._cache) > cache_size:
                         cls._cache.popitem(last=False)
-        return np.stack(rows) if rows else np.zeros((0, sum(DIMENSIONS[n] for n in names)), np.float32)
+        if not rows:
+            return np.zeros((0, sum(DIMENSIONS[n] for n in names)), np.float32)
+        return np.stack(cast(List[np.ndarray], rows))  # every row is filled by now
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -187,7 +189,7 @@ class SentenceFeaturizer(DenseFeaturizer, GraphComponent):
         filled = [i for i, text in enumerate(texts) if text]  # an empty text stays all zeros
         if filled:
             vectors[filled] = self.embed([texts[i] for i in filled])
-        for message, vector in zip(todo, vectors):
+        for message, vector in zip(todo, vectors, strict=True):
             self.add_features_to_message(None, vector.reshape(1, -1), TEXT, message)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,8 @@ def cache_jsonschema_validators() -> None:
     from jsonschema import exceptions, validators
 
     original = jsonschema.validate
-    by_json: dict[tuple, object] = {}
-    by_id: dict[int, tuple[object, object]] = {}  # id(schema) -> (schema, validator)
+    by_json: dict[tuple, Any] = {}
+    by_id: dict[int, tuple[object, Any]] = {}  # id(schema) -> (schema, validator)
 
     # Rasa builds the action response schema anew for each action call: build it once, so the
     # lookup below is by identity instead of by serialising the schema.

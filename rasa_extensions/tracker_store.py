@@ -24,7 +24,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from typing import Any, Iterator, List
+from collections.abc import Iterator
+from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 def compaction(tracker: DialogueStateTracker, domain: Domain, max_events: int,
-               keep_turns: int) -> List[Event]:
+               keep_turns: int) -> list[Event]:
     """The events that start a compacted copy of this session, or [] when it is not time."""
     events = list(tracker.events)
     # The session the store would load: from the latest session start (a tracker saved again
@@ -62,7 +63,7 @@ def compaction(tracker: DialogueStateTracker, domain: Domain, max_events: int,
     now = time.time()
     stamps = (now + i * 1e-6 for i in itertools.count())
     initial = {slot.name: slot.initial_value for slot in domain.slots}
-    copy: List[Event] = [
+    copy: list[Event] = [
         ActionExecuted(ACTION_SESSION_START_NAME, timestamp=next(stamps)),
         SessionStarted(timestamp=next(stamps)),
     ]

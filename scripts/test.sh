@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README command 2: set up if needed, then run every test:
-#   rasa data validate · rasa test (test stories, --fail-on-prediction-errors) · pytest
+#   ruff and mypy (configured in pyproject.toml) · rasa data validate · rasa test (test stories, --fail-on-prediction-errors) · pytest
 #   (unit, SQLite and PostgreSQL, end-to-end with real Rasa and action servers, browser).
 # Extra arguments go to pytest, e.g. scripts/test.sh -k booking
 set -euo pipefail
@@ -20,6 +20,18 @@ quiet() {  # quiet LOGNAME CMD...: run, keep the output in a log, show its tail 
     tail -n 60 "$log"; echo "error: '$*' failed (full log: $log)" >&2; return 1
   fi
 }
+
+step "ruff"
+quiet ruff .venvs/app/bin/python -m ruff check --no-fix .
+echo "ok"
+
+step "mypy"
+# The Python 3.11 code (the files of [tool.mypy]), then rasa_extensions/ as the Rasa
+# environment's Python 3.10 sees it.
+quiet mypy .venvs/app/bin/python -m mypy
+quiet mypy-rasa .venvs/app/bin/python -m mypy --python-version 3.10 --python-executable .venvs/rasa/bin/python \
+  rasa_extensions
+echo "ok"
 
 step "training the model if its data changed"
 quiet train .venvs/app/bin/python -m stack.train

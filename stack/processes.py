@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def start_gateway(settings: StackSettings) -> Server:
 WECHAT_REQUIRED = ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET")
 
 
-def wechat_configured(env: dict[str, str] | None = None) -> bool:
+def wechat_configured(env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     return all(env.get(name, "").strip() for name in WECHAT_REQUIRED)
 

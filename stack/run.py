@@ -2,7 +2,8 @@
 
 Trains the model if its data changed, starts the action server and the Rasa server, waits for
 Rasa's /status, then runs the gateway: Telegram with TELEGRAM_BOT_TOKEN, else a local chat in
-this terminal; and the website chat when WEBCHAT_PORT is set. `--headless` starts only the two servers. All of them are supervised
+this terminal; and the website chat when WEBCHAT_PORT is set. `--headless` starts only the two
+servers. All of them are supervised
 (stack/supervisor.py): one that exits is restarted with backoff, and one that fails
 SUPERVISE_MAX_FAILURES times in SUPERVISE_PERIOD seconds stops everything with one error.
 Ctrl-C stops everything.
@@ -29,8 +30,10 @@ def _stop_on_sigterm(*_args) -> None:
 def start_servers(settings: StackSettings, supervisor: Supervisor) -> float:
     """Start the action server and the Rasa server under `supervisor` and wait until both
     answer; returns the seconds Rasa took."""
-    actions = supervisor.add("action server", lambda: processes.start_action_server(settings)).server
-    rasa = supervisor.add("Rasa server", lambda: processes.start_rasa_server(settings)).server
+    actions = processes.start_action_server(settings)
+    supervisor.add("action server", lambda: processes.start_action_server(settings), server=actions)
+    rasa = processes.start_rasa_server(settings)
+    supervisor.add("Rasa server", lambda: processes.start_rasa_server(settings), server=rasa)
     processes.wait_until_up(actions, f"http://127.0.0.1:{settings.action_port}/health", 60)
     return processes.wait_until_up(rasa, settings.rasa_status_url, 300)
 
@@ -55,7 +58,9 @@ def main() -> None:
         processes.prepare_store(settings)
         print("==> starting the action server and the Rasa server (loading the model takes ~30 s)", flush=True)
         waited = start_servers(settings, supervisor)
-        print(f"==> Rasa is up after {waited:.0f} s: REST webhook {settings.rasa_url}/webhooks/rest/webhook", flush=True)
+        print(
+            f"==> Rasa is up after {waited:.0f} s: REST webhook {settings.rasa_url}/webhooks/rest/webhook", flush=True
+        )
         print(f"    logs: {settings.run_dir / 'logs'}", flush=True)
         if args.headless:
             print("==> headless: Rasa server and action server running; Ctrl-C stops them", flush=True)

@@ -66,8 +66,8 @@ def databases() -> dict[str, Path]:
     tracker_url = os.environ.get("TRACKER_STORE_URL", "").strip()
     if not tracker_url:
         found[TRACKER_FILE] = data_dir() / TRACKER_FILE
-    elif tracker_url.startswith("sqlite"):
-        found[TRACKER_FILE] = sqlite_path(tracker_url)
+    elif (tracker := sqlite_path(tracker_url)) is not None:
+        found[TRACKER_FILE] = tracker
     return found
 
 
@@ -121,7 +121,7 @@ def create(backup_dir: Path, sources: dict[str, Path] | None = None) -> list[Cop
         tables = integrity(partial)
         partial.rename(target)  # only a checked copy gets the real name
         copied.append(Copied(name, str(source), target.stat().st_size, tables))
-    manifest = {"created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    manifest = {"created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "databases": [asdict(c) for c in copied]}
     (backup_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return copied

@@ -60,10 +60,12 @@ from store.booking_results import (  # noqa: F401
     BookingResult,
     BookingView,
     CancelResult,
+    WaitlistOutcome,
     WaitlistResult,
     view,
 )
 from store.db import Database
+from store.kinds import BookingStatus, WaitlistStatus
 from store.models import Booking, WaitlistEntry, utcnow
 from store.offers import CLASSROOM, CONSULTATION, Offer  # noqa: F401
 from store.references import (  # noqa: F401
@@ -74,9 +76,9 @@ from store.references import (  # noqa: F401
     normalise_reference,
 )
 from store.transactions import MAX_ATTEMPTS, Rollback, transaction  # noqa: F401
+
 # Find-or-create lives in store.users; these names stay part of the booking API.
 from store.users import ensure_user, find_or_create as user_for_sender  # noqa: F401
-
 
 # --- writing a booking -----------------------------------------------------------------------
 
@@ -105,7 +107,7 @@ def _new_booking(session: Session, *, kind: BookingKind, user_id: int, target: O
         attendees=list(attendees or []),
         contact=contact,
         language=language,
-        status="confirmed",
+        status=BookingStatus.CONFIRMED,
         idempotency_key=key,
         created_at=now,
         updated_at=now,
@@ -235,7 +237,7 @@ def join_waitlist(
         waiting = session.scalar(
             select(WaitlistEntry).where(WaitlistEntry.session_id == session_id,
                                         WaitlistEntry.user_id == user_id,
-                                        WaitlistEntry.status == "waiting")
+                                        WaitlistEntry.status == WaitlistStatus.WAITING)
         )
         if waiting is None:
             if target.seats_left > 0:
@@ -243,16 +245,16 @@ def join_waitlist(
             waiting = WaitlistEntry(
                 session_id=session_id, user_id=user_id, enquiry_id=enquiry_id,
                 factory_name=factory_name, contact=contact, language=language,
-                status="waiting", created_at=now,
+                status=WaitlistStatus.WAITING, created_at=now,
             )
             session.add(waiting)
             session.flush()
-            outcome = "joined"
+            outcome: WaitlistOutcome = "joined"
         else:
             outcome = "already_waiting"
         position = session.scalar(
             select(func.count(WaitlistEntry.id)).where(
-                WaitlistEntry.session_id == session_id, WaitlistEntry.status == "waiting",
+                WaitlistEntry.session_id == session_id, WaitlistEntry.status == WaitlistStatus.WAITING,
                 WaitlistEntry.id <= waiting.id,
             )
         )
@@ -270,13 +272,13 @@ def _promote_waiting(session: Session, session_id: int, now: dt.datetime) -> int
         return None  # gone, closed or started: nobody is promoted into it
     entries = session.scalars(
         select(WaitlistEntry)
-        .where(WaitlistEntry.session_id == session_id, WaitlistEntry.status == "waiting")
+        .where(WaitlistEntry.session_id == session_id, WaitlistEntry.status == WaitlistStatus.WAITING)
         .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
         .with_for_update()
     ).all()
     for entry in entries:
         if entry.user_id is None or CLASSROOM_KIND.held(session, entry.user_id, session_id):
-            entry.status = "left"  # the account is gone, or they booked a seat meanwhile
+            entry.status = WaitlistStatus.LEFT  # the account is gone, or they booked a seat meanwhile
             continue
         if not CLASSROOM_KIND.take(session, session_id):
             return None  # no seat after all (someone booked it in this transaction's view)
@@ -286,7 +288,7 @@ def _promote_waiting(session: Session, session_id: int, now: dt.datetime) -> int
             contact=entry.contact, language=entry.language, enquiry_id=entry.enquiry_id,
             now=now,
         )
-        entry.status = "promoted"
+        entry.status = WaitlistStatus.PROMOTED
         entry.booking_id = booking.id
         write_promotion_notice(session, booking, target, entry.id, now)
         return entry.user_id
@@ -327,12 +329,12 @@ def cancel_booking(
         if booking is None:
             return CancelResult("not_found")
         current = view(session, booking)
-        if booking.status != "confirmed":
+        if booking.status != BookingStatus.CONFIRMED:
             return CancelResult("already_cancelled", current)
         if current.offer.starts_at <= now:
             return CancelResult("refused", current, reason="booking_refused_started")
         kind, target_id = kind_of(booking), current.offer.id
-        booking.status = "cancelled"
+        booking.status = BookingStatus.CANCELLED
         booking.cancelled_at = now
         booking.updated_at = now
         session.flush()  # leave the partial unique index before a promotion books the seat
@@ -359,7 +361,7 @@ def reschedule_booking(
 
     def work(session: Session) -> BookingResult:
         booking = _own_booking(session, user_id, reference)
-        if booking is None or booking.status != "confirmed":
+        if booking is None or booking.status != BookingStatus.CONFIRMED:
             return BookingResult("refused", reason="booking_refused_not_found")
         old = view(session, booking)
         kind, old_id = kind_of(booking), old.offer.id

@@ -14,11 +14,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from store.db import rowcount
+from store.kinds import BookingStatus, OfferStatus
 from store.models import Booking, ClassroomSession, ConsultationSlot
 from store.offers import CLASSROOM, CONSULTATION, Offer
 
@@ -56,7 +58,7 @@ def check_module_order(session: Session, user_id: int, module: int, starts_at: d
     has_module_1 = session.scalar(
         select(Booking.id)
         .join(ClassroomSession, Booking.session_id == ClassroomSession.id)
-        .where(Booking.user_id == user_id, Booking.status == "confirmed",
+        .where(Booking.user_id == user_id, Booking.status == BookingStatus.CONFIRMED,
                ClassroomSession.module == 1, ClassroomSession.starts_at < starts_at)
         .limit(1)
     )
@@ -72,7 +74,7 @@ def check_consultation_follows_classroom(
     found = session.scalar(
         select(Booking.id)
         .join(ClassroomSession, Booking.session_id == ClassroomSession.id)
-        .where(Booking.user_id == user_id, Booking.status == "confirmed",
+        .where(Booking.user_id == user_id, Booking.status == BookingStatus.CONFIRMED,
                ClassroomSession.module == module, ClassroomSession.ends_at <= starts_at)
         .limit(1)
     )
@@ -106,10 +108,10 @@ def take_seat(session: Session, session_id: int) -> bool:
         update(table)
         .where(table.c.id == session_id)
         .where(table.c.seats_taken < table.c.capacity)
-        .where(table.c.status == "open")
+        .where(table.c.status == OfferStatus.OPEN)
         .values(seats_taken=table.c.seats_taken + 1)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def free_seat(session: Session, session_id: int) -> None:
@@ -128,10 +130,10 @@ def take_slot(session: Session, slot_id: int) -> bool:
         update(table)
         .where(table.c.id == slot_id)
         .where(table.c.booked.is_(False))
-        .where(table.c.status == "open")
+        .where(table.c.status == OfferStatus.OPEN)
         .values(booked=True)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def free_slot(session: Session, slot_id: int) -> None:
@@ -139,8 +141,8 @@ def free_slot(session: Session, slot_id: int) -> None:
     session.execute(update(table).where(table.c.id == slot_id).values(booked=False))
 
 
-_SESSIONS = ClassroomSession.__table__
-_SLOTS = ConsultationSlot.__table__
+_SESSIONS = cast(Table, ClassroomSession.__table__)
+_SLOTS = cast(Table, ConsultationSlot.__table__)
 
 
 # --- the two kinds ---------------------------------------------------------------------------
@@ -152,7 +154,7 @@ class BookingKind:
     the rules checked at booking, and how a seat is taken and given back."""
 
     name: str  # Booking.kind
-    model: type[ClassroomSession] | type[ConsultationSlot]
+    model: type[ClassroomSession | ConsultationSlot]
     column: InstrumentedAttribute[int | None]  # Booking.session_id | Booking.slot_id
     to_offer: Callable[[Any], Offer]
     check_rules: Callable[[Session, int, int, dt.datetime], None]  # raises Refused
@@ -169,7 +171,7 @@ class BookingKind:
     def held(self, session: Session, user_id: int, target_id: int) -> Booking | None:
         """The factory's confirmed booking of this target, if it has one."""
         return session.scalar(
-            select(Booking).where(Booking.user_id == user_id, Booking.status == "confirmed",
+            select(Booking).where(Booking.user_id == user_id, Booking.status == BookingStatus.CONFIRMED,
                                   self.column == target_id)
         )
 
@@ -179,10 +181,11 @@ class BookingKind:
 
     def open_target(self, session: Session, target_id: int, now: dt.datetime) -> Offer:
         """The target as it is now, if it can still be booked; else Refused."""
-        row = session.get(self.model, target_id, populate_existing=True)
+        row = cast("ClassroomSession | ConsultationSlot | None",
+                   session.get(self.model, target_id, populate_existing=True))
         if row is None:
             raise Refused("booking_refused_not_found")
-        if row.status != "open":
+        if row.status != OfferStatus.OPEN:
             raise Refused("booking_refused_closed")
         if row.starts_at <= now:
             raise Refused("booking_refused_past")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from store import notifications
+from store.kinds import NotificationKind
 from store.models import Booking
 from store.offers import CLASSROOM, Offer, notification_payload
 
@@ -31,7 +32,7 @@ def reminder_prefix(booking_id: int) -> str:
     return f"reminder:b{booking_id}:"
 
 
-def _notice(session: Session, booking: Booking, target: Offer, *, kind: str, dedupe_key: str,
+def _notice(session: Session, booking: Booking, target: Offer, *, kind: NotificationKind, dedupe_key: str,
             due_at: dt.datetime, text_key: str, extra: dict[str, Any] | None = None) -> None:
     notifications.add(
         session, user_id=booking.user_id, kind=kind, dedupe_key=dedupe_key, due_at=due_at,
@@ -51,7 +52,7 @@ def write_reminders(session: Session, booking: Booking, target: Offer, now: dt.d
         if due <= now:
             continue
         label = f"{hours:g}"
-        _notice(session, booking, target, kind="reminder",
+        _notice(session, booking, target, kind=NotificationKind.REMINDER,
                 dedupe_key=f"{reminder_prefix(booking.id)}{target_tag}:{label}h", due_at=due,
                 text_key="booking_reminder", extra={"hours": label})
 
@@ -64,6 +65,6 @@ def void_reminders(session: Session, booking_id: int) -> int:
 def write_promotion_notice(session: Session, booking: Booking, target: Offer, entry_id: int,
                            now: dt.datetime) -> None:
     """Tell a factory that waited (waitlist entry `entry_id`) that `booking` gave it a seat."""
-    _notice(session, booking, target, kind="waitlist_promoted",
+    _notice(session, booking, target, kind=NotificationKind.WAITLIST_PROMOTED,
             dedupe_key=f"waitlist_promoted:{entry_id}", due_at=now,
             text_key="booking_waitlist_promoted")

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, select
 from store.booking_kinds import kind_named, session_offer, slot_offer
 from store.booking_results import BookingView, view
 from store.db import Database
+from store.kinds import BookingStatus, OfferStatus
 from store.models import Booking, ClassroomSession, ConsultationSlot, Enquiry, User, utcnow
 from store.offers import CLASSROOM, Offer
 from store.places import cities_in, region_of
@@ -60,7 +61,7 @@ def available_sessions(
     query = (
         select(ClassroomSession)
         .where(ClassroomSession.module == module)
-        .where(ClassroomSession.status == "open")
+        .where(ClassroomSession.status == OfferStatus.OPEN)
         .where(ClassroomSession.starts_at > now)
         .order_by(ClassroomSession.starts_at, ClassroomSession.id)
         .limit(limit)
@@ -89,7 +90,7 @@ def available_slots(
     query = (
         select(ConsultationSlot)
         .where(ConsultationSlot.module == module)
-        .where(ConsultationSlot.status == "open")
+        .where(ConsultationSlot.status == OfferStatus.OPEN)
         .where(ConsultationSlot.booked.is_(False))
         .where(ConsultationSlot.starts_at > now)
         .order_by(ConsultationSlot.starts_at, ConsultationSlot.id)
@@ -115,7 +116,7 @@ def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | 
         if kind == CLASSROOM:
             query = (
                 select(ClassroomSession.city, func.min(ClassroomSession.starts_at))
-                .where(ClassroomSession.module == module, ClassroomSession.status == "open",
+                .where(ClassroomSession.module == module, ClassroomSession.status == OfferStatus.OPEN,
                        ClassroomSession.starts_at > now)
                 .group_by(ClassroomSession.city)
             )
@@ -127,7 +128,7 @@ def places_with_offers(db: Database, kind: str, module: int, now: dt.datetime | 
         else:
             query = (
                 select(ConsultationSlot.region, func.min(ConsultationSlot.starts_at))
-                .where(ConsultationSlot.module == module, ConsultationSlot.status == "open",
+                .where(ConsultationSlot.module == module, ConsultationSlot.status == OfferStatus.OPEN,
                        ConsultationSlot.starts_at > now, ConsultationSlot.booked.is_(False))
                 .group_by(ConsultationSlot.region)
             )
@@ -150,7 +151,7 @@ def my_bookings(
     with db.session() as session:
         rows = session.scalars(
             select(Booking)
-            .where(Booking.user_id == user_id, Booking.status == "confirmed")
+            .where(Booking.user_id == user_id, Booking.status == BookingStatus.CONFIRMED)
             .order_by(Booking.id)
         ).all()
         views = [view(session, row) for row in rows]
@@ -174,7 +175,7 @@ def _first_classroom(db: Database, user_id: int, module: int, column: Any) -> dt
         return session.scalar(
             select(func.min(column))
             .join(Booking, Booking.session_id == ClassroomSession.id)
-            .where(Booking.user_id == user_id, Booking.status == "confirmed",
+            .where(Booking.user_id == user_id, Booking.status == BookingStatus.CONFIRMED,
                    ClassroomSession.module == module)
         )
 
@@ -201,5 +202,5 @@ def seats_consistent(db: Database, session_id: int) -> bool:
         taken = session.scalar(select(ClassroomSession.seats_taken).where(
             ClassroomSession.id == session_id))
         confirmed = session.scalar(select(func.count(Booking.id)).where(
-            and_(Booking.session_id == session_id, Booking.status == "confirmed")))
+            and_(Booking.session_id == session_id, Booking.status == BookingStatus.CONFIRMED)))
         return taken == confirmed

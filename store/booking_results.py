@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from store.booking_kinds import kind_of
 from store.models import Booking
 from store.offers import Offer
+
+BookingOutcome = Literal["booked", "duplicate", "already_booked", "full", "refused"]
+CancelOutcome = Literal["cancelled", "not_found", "already_cancelled", "refused"]
+WaitlistOutcome = Literal["joined", "already_waiting", "already_booked", "not_full", "refused"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class BookingResult:
     booked, duplicate and already_booked.
     """
 
-    outcome: str
+    outcome: BookingOutcome
     booking: BookingView | None = None
     reason: str | None = None
 
@@ -47,7 +51,7 @@ class CancelResult:
     """outcome: cancelled | not_found (also when the reference is someone else's) |
     already_cancelled | refused (reason: e.g. it already started)."""
 
-    outcome: str
+    outcome: CancelOutcome
     booking: BookingView | None = None
     reason: str | None = None
     promoted_user_id: int | None = None
@@ -57,7 +61,7 @@ class CancelResult:
 class WaitlistResult:
     """outcome: joined | already_waiting | already_booked | not_full | refused."""
 
-    outcome: str
+    outcome: WaitlistOutcome
     position: int | None = None
     reason: str | None = None
 

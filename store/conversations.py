@@ -8,7 +8,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.db import Database
+from store.db import Database, rowcount
+from store.kinds import WaitlistStatus
 from store.models import (
     Booking,
     Enquiry,
@@ -137,19 +138,21 @@ def forget_user(db: Database, sender_id: str) -> ForgetReport | None:
             booking.enquiry_id = None
         waitlist = session.scalars(select(WaitlistEntry).where(WaitlistEntry.user_id == user.id)).all()
         for entry in waitlist:
-            entry.status = "left" if entry.status == "waiting" else entry.status
+            entry.status = WaitlistStatus.LEFT if entry.status == WaitlistStatus.WAITING else entry.status
             entry.factory_name = None
             entry.contact = None
         session.flush()
         # Bookings and waitlist rows keep their seat but lose the link to the person.
-        for row in [*bookings, *waitlist]:
-            row.user_id = None
+        for booking in bookings:
+            booking.user_id = None
+        for entry in waitlist:
+            entry.user_id = None
         session.flush()
         session.delete(user)
         return ForgetReport(
-            transcript_lines=lines.rowcount or 0,
-            enquiries=enquiries.rowcount or 0,
-            handoffs=handoffs.rowcount or 0,
+            transcript_lines=rowcount(lines),
+            enquiries=rowcount(enquiries),
+            handoffs=rowcount(handoffs),
             bookings_anonymised=len(bookings),
             waitlist_entries=len(waitlist),
         )

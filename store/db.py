@@ -3,11 +3,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.settings import PROJECT_ROOT, data_dir, default_database_url  # noqa: F401
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE matched. Session.execute is typed for SELECTs (Result);
+    for these statements it returns a CursorResult, which carries the count."""
+    assert isinstance(result, CursorResult), type(result)
+    return int(result.rowcount or 0)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -11,6 +11,7 @@ import random
 from sqlalchemy import func, select
 
 from store.db import Database
+from store.kinds import Channel, EligibilityOutcome as Outcome, HandoffStatus, OfferKind
 from store.models import (
     Booking,
     ClassroomSession,
@@ -92,7 +93,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
         for n, (name, username, lang, tg_id) in enumerate(PEOPLE):
             first = now - dt.timedelta(days=rng.randint(1, 27), hours=rng.randint(0, 20))
             user = User(
-                channel="telegram", external_id=tg_id, sender_id=f"tg-{tg_id}",
+                channel=Channel.TELEGRAM, external_id=tg_id, sender_id=f"tg-{tg_id}",
                 chat_id=int(tg_id), display_name=name, username=username, language=lang,
                 created_at=first, last_seen_at=first,
             )
@@ -112,15 +113,16 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
             user.last_seen_at = when
             ids[f"user{n}"] = user.id
             if n % 2 == 0 or n == 5:
-                outcome = ("eligible", "borderline", "eligible", "not_eligible", "eligible")[n % 5]
+                outcome = (Outcome.ELIGIBLE, Outcome.BORDERLINE, Outcome.ELIGIBLE, Outcome.NOT_ELIGIBLE,
+                           Outcome.ELIGIBLE)[n % 5]
                 enquiry = Enquiry(
                     user_id=user.id, employees_low=50 + 40 * n, employees_high=99 + 60 * n,
                     sector="manufacturing", sector_kind=("garments", "auto parts", "electronics",
                                                          "furniture")[n % 4],
                     country="China", province="Jiangsu", city=("Suzhou", "Wuxi", "Kunshan")[n % 3],
                     supplies_brands=n % 3 != 1, can_commit=True, outcome=outcome,
-                    reason="Size and sector fit SCORE." if outcome == "eligible" else
-                    "Fewer than 50 employees." if outcome == "not_eligible" else
+                    reason="Size and sector fit SCORE." if outcome == Outcome.ELIGIBLE else
+                    "Fewer than 50 employees." if outcome == Outcome.NOT_ELIGIBLE else
                     "Services company: staff decide.",
                     language=lang, consent=True, factory_name=f"{name.split()[0]} Precision Co.",
                     contact_name=name, contact=f"+86 138 0000 {1000 + n}",
@@ -128,10 +130,10 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
                 )
                 s.add(enquiry)
                 s.flush()
-                if outcome == "eligible":
+                if outcome == Outcome.ELIGIBLE:
                     session = sessions[n % 3]
                     s.add(Booking(
-                        reference=f"SC-DEMO{n:02d}", kind="classroom", session_id=session.id,
+                        reference=f"SC-DEMO{n:02d}", kind=OfferKind.CLASSROOM, session_id=session.id,
                         user_id=user.id, enquiry_id=enquiry.id,
                         factory_name=enquiry.factory_name,
                         attendees=[{"name": name, "role": "manager"},
@@ -141,7 +143,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
                     ))
         # The conversation the browser test looks for: a handoff about fees, with markup in it.
         user = User(
-            channel="telegram", external_id="5550009999", sender_id="tg-5550009999",
+            channel=Channel.TELEGRAM, external_id="5550009999", sender_id="tg-5550009999",
             chat_id=5550009999, display_name="Chen Jing", username="chenjing_ops", language="en",
             paused=True, created_at=now - dt.timedelta(hours=3), last_seen_at=now,
         )
@@ -149,7 +151,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
         s.flush()
         ids["handoff_user"] = user.id
         base = now - dt.timedelta(minutes=42)
-        for offset, direction, text, intent, conf in [
+        for offset, direction, line_text, line_intent, line_conf in [
             (0, "in", "Hi, our garment factory in Kunshan has 320 workers.", "greet", 0.62),
             (1, "out", "Hello! I'm the SCORE training assistant.", None, None),
             (3, "in", "How much are the training fees for module 2 <script>alert(1)</script>?",
@@ -161,7 +163,7 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
              None, None),
         ]:
             s.add(TranscriptLine(user_id=user.id, chat_id=user.chat_id, direction=direction,
-                                 language="en", text=text, intent=intent, confidence=conf,
+                                 language="en", text=line_text, intent=line_intent, confidence=line_conf,
                                  created_at=base + dt.timedelta(minutes=offset)))
         handoff = Handoff(user_id=user.id, reason="asked", detail="Training fees for module 2",
                           language="en", created_at=base + dt.timedelta(minutes=6))
@@ -170,8 +172,9 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
         ids["handoff"] = handoff.id
         # Handoffs of the other users, in every state, for the queue and the dashboard.
         for k in range(1, 8):
-            status = ("waiting", "claimed", "resolved", "waiting", "resolved", "claimed",
-                      "resolved")[k - 1]
+            status = (HandoffStatus.WAITING, HandoffStatus.CLAIMED, HandoffStatus.RESOLVED,
+                      HandoffStatus.WAITING, HandoffStatus.RESOLVED, HandoffStatus.CLAIMED,
+                      HandoffStatus.RESOLVED)[k - 1]
             created = now - dt.timedelta(days=k * 3 % 26, hours=k * 5 % 23, minutes=7 * k)
             claimed_after = dt.timedelta(minutes=(3, 12, 25, 70, 8, 150, 40)[k - 1])
             h = Handoff(
@@ -180,10 +183,10 @@ def seed(db: Database, now: dt.datetime | None = None, rng_seed: int = 7) -> dic
                 language=PEOPLE[k][2], status=status, created_at=created,
                 tags=("fees", "fees,module-2", "", "eligibility", "", "schedule", "")[k - 1],
             )
-            if status != "waiting":
+            if status != HandoffStatus.WAITING:
                 h.claimed_by = ("anna", "li.ming")[k % 2]
                 h.claimed_at = created + claimed_after
-            if status == "resolved":
+            if status == HandoffStatus.RESOLVED:
                 h.resolved_at = created + claimed_after + dt.timedelta(minutes=20)
             else:
                 s.get(User, ids[f"user{k}"]).paused = True  # type: ignore[union-attr]

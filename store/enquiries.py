@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.users import channel_of, find_or_create, user_by_sender
 from store.db import Database
+from store.kinds import EligibilityOutcome
 from store.models import Enquiry, User
 from store.transactions import transaction
+from store.users import channel_of, find_or_create, user_by_sender
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class EnquiryRecord:
     """One check as the actions record it (no name or contact: those need consent first)."""
 
     sender_id: str
-    outcome: str
+    outcome: EligibilityOutcome
     reason: str
     language: str
     answers: dict[str, Any]

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.users import find_or_create, user_by_sender
 from store import notifications
-from store.db import Database
+from store.db import Database, rowcount
+from store.kinds import HandoffStatus, NotificationKind
 from store.models import Handoff, HandoffNote, StaffRelayMessage, TranscriptLine, User, utcnow
+from store.users import find_or_create, user_by_sender
 
-STATUSES = ("waiting", "claimed", "resolved")
+STATUSES = tuple(HandoffStatus)
 MAX_REPLY = 4000  # Telegram's message limit is 4096 characters
 MAX_NOTE = 4000
 _TAG_RE = re.compile(r"[^\w\- ]+", re.UNICODE)
@@ -62,7 +63,7 @@ def start_handoff(db: Database, sender_id: str, reason: str, language: str, deta
     with db.session() as session:
         user = find_or_create(session, sender_id)
         existing = session.scalars(
-            select(Handoff).where(Handoff.user_id == user.id, Handoff.status != "resolved")
+            select(Handoff).where(Handoff.user_id == user.id, Handoff.status != HandoffStatus.RESOLVED)
         ).first()
         user.paused = True
         if existing is not None:
@@ -137,9 +138,10 @@ def relay_to_staff(db: Database, sender_id: str, text: str, message_key: str) ->
         handoff = open_handoff(session, user.id) if user else None
         if user is None or handoff is None:
             return False
-        notifications.add(session, user_id=user.id, kind="handoff_user_message",
+        notifications.add(session, user_id=user.id, kind=NotificationKind.HANDOFF_USER_MESSAGE,
                           dedupe_key=f"handoff-message-{message_key}"[:120],
-                          payload={"handoff_id": handoff.id, "text": text[:3500]})
+                          payload=notifications.HandoffUserMessagePayload(handoff_id=handoff.id,
+                                                                          text=text[:3500]))
         return True
 
 
@@ -153,7 +155,7 @@ def open_handoff(session: Session, user_id: int) -> Handoff | None:
     """The user's newest handoff that is not resolved yet."""
     return session.scalar(
         select(Handoff)
-        .where(Handoff.user_id == user_id, Handoff.status != "resolved")
+        .where(Handoff.user_id == user_id, Handoff.status != HandoffStatus.RESOLVED)
         .order_by(Handoff.created_at.desc(), Handoff.id.desc())
         .limit(1)
     )
@@ -161,17 +163,17 @@ def open_handoff(session: Session, user_id: int) -> Handoff | None:
 
 def claim(session: Session, handoff_id: int, staff: str) -> Handoff:
     now = utcnow()
-    done = session.execute(
+    done = rowcount(session.execute(
         update(Handoff)
-        .where(Handoff.id == handoff_id, Handoff.status == "waiting")
-        .values(status="claimed", claimed_by=staff, claimed_at=now)
-    ).rowcount
+        .where(Handoff.id == handoff_id, Handoff.status == HandoffStatus.WAITING)
+        .values(status=HandoffStatus.CLAIMED, claimed_by=staff, claimed_at=now)
+    ))
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
         raise HandoffError("No such handoff.")
     session.refresh(handoff)
     if not done and handoff.claimed_by != staff:
-        if handoff.status == "resolved":
+        if handoff.status == HandoffStatus.RESOLVED:
             raise HandoffError("This handoff is already resolved.")
         raise HandoffError(f"Already claimed by {handoff.claimed_by}.")
     return handoff
@@ -180,11 +182,11 @@ def claim(session: Session, handoff_id: int, staff: str) -> Handoff:
 def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
     """Close the handoff, give the conversation back to the bot and tell the user so."""
     now = utcnow()
-    done = session.execute(
+    done = rowcount(session.execute(
         update(Handoff)
-        .where(Handoff.id == handoff_id, Handoff.status != "resolved")
-        .values(status="resolved", resolved_at=now)
-    ).rowcount
+        .where(Handoff.id == handoff_id, Handoff.status != HandoffStatus.RESOLVED)
+        .values(status=HandoffStatus.RESOLVED, resolved_at=now)
+    ))
     handoff = session.get(Handoff, handoff_id)
     if handoff is None:
         raise HandoffError("No such handoff.")
@@ -199,7 +201,7 @@ def resolve(session: Session, handoff_id: int, staff: str) -> Handoff:
         still_open = session.scalar(
             select(Handoff.id).where(
                 Handoff.user_id == handoff.user_id,
-                Handoff.status != "resolved",
+                Handoff.status != HandoffStatus.RESOLVED,
                 Handoff.id != handoff.id,
             ).limit(1)
         )
@@ -228,7 +230,7 @@ def reply(session: Session, user_id: int, staff: str, text: str) -> TranscriptLi
     if user is None:
         raise HandoffError("No such conversation.")
     handoff = open_handoff(session, user_id)
-    if handoff is not None and handoff.status == "waiting":
+    if handoff is not None and handoff.status == HandoffStatus.WAITING:
         # Answering is taking the conversation: others see it claimed.
         claim(session, handoff.id, staff)
     line = TranscriptLine(

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from store.users import sender_id_for, user_by_sender
 from store.db import Database
 from store.models import TranscriptLine
+from store.users import sender_id_for, user_by_sender
 
 MAX_LINES = 200
 

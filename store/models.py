@@ -25,9 +25,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from store.kinds import BookingStatus, Channel, HandoffStatus, OfferStatus, WaitlistStatus
+
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -41,14 +43,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -65,7 +67,7 @@ class User(Base):
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_users_channel_external"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(String(16))  # telegram | local | rest
+    channel: Mapped[str] = mapped_column(String(16))  # a Channel
     external_id: Mapped[str] = mapped_column(String(64))  # Telegram user id, as text
     sender_id: Mapped[str] = mapped_column(String(96), unique=True)  # Rasa conversation id
     chat_id: Mapped[int | None] = mapped_column(BigInteger)  # where replies go
@@ -133,11 +135,11 @@ class Enquiry(Base):
     city: Mapped[str | None] = mapped_column(String(64))
     supplies_brands: Mapped[bool | None] = mapped_column(Boolean)
     can_commit: Mapped[bool | None] = mapped_column(Boolean)  # 2+2 in class and hosts visits
-    outcome: Mapped[str] = mapped_column(String(16))  # eligible | borderline | not_eligible
+    outcome: Mapped[str] = mapped_column(String(16))  # an EligibilityOutcome
     reason: Mapped[str] = mapped_column(Text)
     answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     language: Mapped[str] = mapped_column(String(8), default="en")
-    channel: Mapped[str] = mapped_column(String(16), default="telegram")
+    channel: Mapped[str] = mapped_column(String(16), default=Channel.TELEGRAM)
     consent: Mapped[bool] = mapped_column(Boolean, default=False)
     factory_name: Mapped[str | None] = mapped_column(String(200))
     contact_name: Mapped[str | None] = mapped_column(String(200))
@@ -170,7 +172,7 @@ class ClassroomSession(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     capacity: Mapped[int] = mapped_column(Integer)  # in factories
     seats_taken: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | cancelled
+    status: Mapped[str] = mapped_column(String(16), default=OfferStatus.OPEN)  # an OfferStatus
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -188,7 +190,7 @@ class ConsultationSlot(Base):
     ends_at: Mapped[dt.datetime] = mapped_column()
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     booked: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=OfferStatus.OPEN)  # an OfferStatus
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -220,7 +222,7 @@ class Booking(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)  # e.g. SC-7K3F9Q
-    kind: Mapped[str] = mapped_column(String(16))  # classroom | consultation
+    kind: Mapped[str] = mapped_column(String(16))  # an OfferKind
     session_id: Mapped[int | None] = mapped_column(ForeignKey("classroom_sessions.id"))
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("consultation_slots.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -229,7 +231,7 @@ class Booking(Base):
     attendees: Mapped[list[Any]] = mapped_column(default=list)  # [{"name":..., "role":...}]
     contact: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="en")
-    status: Mapped[str] = mapped_column(String(16), default="confirmed")  # confirmed | cancelled
+    status: Mapped[str] = mapped_column(String(16), default=BookingStatus.CONFIRMED)  # a BookingStatus
     # The same confirmation delivered twice (double tap, Telegram retry) books once.
     idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -262,7 +264,7 @@ class WaitlistEntry(Base):
     factory_name: Mapped[str | None] = mapped_column(String(200))
     contact: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8), default="en")
-    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting|promoted|left
+    status: Mapped[str] = mapped_column(String(16), default=WaitlistStatus.WAITING)  # a WaitlistStatus
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -279,7 +281,7 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))  # reminder | waitlist_promoted | staff_reply
+    kind: Mapped[str] = mapped_column(String(32))  # a NotificationKind
     dedupe_key: Mapped[str] = mapped_column(String(128))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     due_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
@@ -302,7 +304,7 @@ class Handoff(Base):
     reason: Mapped[str] = mapped_column(String(64))  # asked | misunderstood | unknown_fact | borderline
     detail: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(8), default="en")
-    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting|claimed|resolved
+    status: Mapped[str] = mapped_column(String(16), default=HandoffStatus.WAITING)  # a HandoffStatus
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     staff_chat_message_id: Mapped[int | None] = mapped_column(BigInteger)
     tags: Mapped[str] = mapped_column(String(400), default="")

@@ -35,19 +35,20 @@ payload that does not fit the kind's TypedDict:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, get_args
 
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from i18n import t
-from store.db import Database
+from store.db import Database, rowcount
+from store.kinds import NotificationKind
 from store.models import Notification, User, utcnow
 
 # Alerts for the staff group, whatever channel the user is on.
-STAFF_KINDS = ("handoff_opened", "handoff_user_message")
+STAFF_KINDS = (NotificationKind.HANDOFF_OPENED, NotificationKind.HANDOFF_USER_MESSAGE)
 
 DEFAULT_RECLAIM_AFTER = dt.timedelta(minutes=5)
 
@@ -94,7 +95,8 @@ class HandoffUserMessagePayload(TypedDict):
 
 
 Payload = MessagePayload | StaffReplyPayload | HandoffOpenedPayload | HandoffUserMessagePayload
-PAYLOADS: dict[str, type] = {
+# TypedDict classes (typing has no type for "a TypedDict class"; their key sets are read).
+PAYLOADS: dict[str, Any] = {
     "reminder": MessagePayload,
     "waitlist_promoted": MessagePayload,
     "handoff_resumed": MessagePayload,
@@ -135,7 +137,7 @@ def add(
     session: Session,
     *,
     user_id: int | None,
-    kind: Kind,
+    kind: Kind | NotificationKind,
     dedupe_key: str,
     payload: Payload,
     due_at: dt.datetime | None = None,
@@ -173,7 +175,7 @@ def void_unsent(session: Session, dedupe_prefix: str) -> int:
         .where(Notification.sent_at.is_(None))
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rowcount(result)
 
 
 def claim_due(
@@ -247,7 +249,7 @@ def mark_sent(db: Database, notification_id: int, worker: str, now: dt.datetime 
             .values(sent_at=now or utcnow())
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
 
 def release(db: Database, notification_id: int, worker: str) -> bool:
@@ -261,7 +263,7 @@ def release(db: Database, notification_id: int, worker: str) -> bool:
             .values(claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
 
 def render(payload: MessagePayload, fallback_language: str | None = None) -> str:

@@ -11,11 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from i18n import normalise, t
-from store.notifications import MessagePayload
+from store.kinds import OfferKind
+from store.notifications import ButtonPayload, MessagePayload
 from store.places import place_name
 
-CLASSROOM = "classroom"
-CONSULTATION = "consultation"
+CLASSROOM = OfferKind.CLASSROOM
+CONSULTATION = OfferKind.CONSULTATION
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,10 @@ def notification_payload(text_key: str, lang: str | None, offer: Offer, *, refer
     """A notification payload (store.notifications.MessagePayload) about a booked offer."""
     lang = normalise(lang)
     values = {**offer_values(offer, lang), "reference": reference, **(extra or {})}
-    return {
-        "text_key": text_key,
-        "language": lang,
-        "values": values,
-        "buttons": [{"title": t("booking_button_my_bookings", lang), "payload": "/my_bookings"}],
-        "booking_reference": reference,
-    }
+    return MessagePayload(
+        text_key=text_key,
+        language=lang,
+        values=values,
+        buttons=[ButtonPayload(title=t("booking_button_my_bookings", lang), payload="/my_bookings")],
+        booking_reference=reference,
+    )

@@ -32,7 +32,7 @@ class Place:
     city: str | None = None
     raw: str | None = None  # the user's words when no known place matched
 
-    def label(self, lang: str, places: "Places") -> str:
+    def label(self, lang: str, places: Places) -> str:
         parts = [
             places.name("cities", self.city, lang),
             places.name("provinces", self.province, lang),

@@ -30,7 +30,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 
 from store.db import PROJECT_ROOT, Database
+from store.kinds import OfferStatus
 from store.models import ClassroomSession, ConsultationSlot
+
 # The wording of offers lives with Offer in store/offers.py; importable from here too, for
 # the actions that read it as schedule.<name>.
 from store.offers import (  # noqa: F401
@@ -42,6 +44,7 @@ from store.offers import (  # noqa: F401
     offer_line,
     offer_values,
 )
+
 # The place functions stay importable from here (the console and the actions
 # call schedule.place_name etc.); they live with the one gazetteer in store/places.py.
 from store.places import (  # noqa: F401
@@ -207,7 +210,7 @@ class _RowChecker:
 def _utc(day: dt.date | None, time: dt.time | None, zone: ZoneInfo | None) -> dt.datetime | None:
     if day is None or time is None or zone is None:
         return None
-    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, time, tzinfo=zone).astimezone(dt.UTC)
 
 
 def _read(text: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
@@ -239,7 +242,7 @@ def _read(text: str, columns: tuple[str, ...], optional: tuple[str, ...] = ()
         if len(values) != len(header):
             errors.append(RowError(start, f"expected {len(header)} values, found {len(values)}"))
             continue
-        rows.append((start, dict(zip(header, values))))
+        rows.append((start, dict(zip(header, values, strict=True))))
     if not rows and not errors:
         errors.append(RowError(1, "no rows"))
     return rows, errors
@@ -278,7 +281,7 @@ def check_sessions(text: str, existing_codes: set[str] = frozenset()) -> tuple[l
         assert code and module and city and venue and starts_at and ends_at and zone and capacity
         sessions.append(ClassroomSession(
             code=code, module=module, city=city, venue=venue, venue_zh=venue_zh, starts_at=starts_at,
-            ends_at=ends_at, timezone=zone.key, capacity=capacity, seats_taken=0, status="open",
+            ends_at=ends_at, timezone=zone.key, capacity=capacity, seats_taken=0, status=OfferStatus.OPEN,
         ))
     return sessions, sorted(errors, key=lambda e: e.line)
 
@@ -315,7 +318,7 @@ def check_slots(text: str, existing_codes: set[str] = frozenset()) -> tuple[list
         assert code and module and region and expert and starts_at and ends_at and zone
         slots.append(ConsultationSlot(
             code=code, module=module, region=region, expert=expert, starts_at=starts_at,
-            ends_at=ends_at, timezone=zone.key, booked=False, status="open",
+            ends_at=ends_at, timezone=zone.key, booked=False, status=OfferStatus.OPEN,
         ))
     return slots, sorted(errors, key=lambda e: e.line)
 
@@ -327,7 +330,8 @@ def _decode(data: bytes) -> str | RowError:
         return RowError(1, f"the file is not UTF-8 ({exc.reason}); save it as CSV UTF-8")
 
 
-def _import(db: Database, data: bytes | str, model: type, check) -> ImportReport:
+def _import(db: Database, data: bytes | str, model: type[ClassroomSession | ConsultationSlot],
+            check) -> ImportReport:
     """Validate every row, then import all of them in one transaction, or none."""
     text = data if isinstance(data, str) else _decode(data)
     if isinstance(text, RowError):

@@ -31,5 +31,6 @@ def figures(db: Database) -> StoreFigures:
     return StoreFigures(
         bookings=[(kind, status, int(n)) for kind, status, n in bookings],
         handoffs=[(reason, status, int(n)) for reason, status, n in handoffs],
-        claim_waits=sorted(max((claimed - created) / dt.timedelta(seconds=1), 0.0) for created, claimed in claims),
+        claim_waits=sorted(max((claimed - created) / dt.timedelta(seconds=1), 0.0)
+                           for created, claimed in claims if created is not None and claimed is not None),
     )

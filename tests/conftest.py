@@ -9,9 +9,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from store.db import Database
-
-from tests.services import POSTGRES_URL as POSTGRES_ADMIN_URL
-from tests.services import postgres_up
+from tests.services import POSTGRES_URL as POSTGRES_ADMIN_URL, postgres_up
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_backup_while_booking_then_restore(live: Database, tmp_path: Path) -> No
     total, per_session = counts(snapshot)
     # everything committed before the backup began is in it; nothing committed after it ended
     assert committed_before <= total <= committed_during, (committed_before, total, committed_during)
-    for session_id, seats, confirmed in per_session:
+    for _session_id, seats, confirmed in per_session:
         assert seats == confirmed, per_session  # one consistent snapshot, not a torn copy
     assert backup.check(tmp_path / "backup")[0].tables["bookings"] == total
 

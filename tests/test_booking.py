@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from store import booking
-from store.models import Booking, Notification, WaitlistEntry
+from store.models import WaitlistEntry
 from tests.test_booking_support import (
     FUTURE,
     add_session,
@@ -132,7 +132,7 @@ def test_later_modules_are_offered_after_the_start_of_module_1(db):
 
 
 def test_no_booking_in_the_past(db):
-    now = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
     past = add_session(db, starts_at=now - DAY)
     (user,) = add_users(db, 1)
     result = booking.book_classroom(db, user, past, now=now)
@@ -170,6 +170,7 @@ def test_full_session_and_check_constraint(db):
     assert seats_taken(db, sid) == 1
     from sqlalchemy import update
     from sqlalchemy.exc import IntegrityError
+
     from store.models import ClassroomSession
     with pytest.raises(IntegrityError):  # the database itself refuses overbooking
         with db.session() as s:
@@ -180,7 +181,7 @@ def test_full_session_and_check_constraint(db):
 
 
 def test_available_sessions_filters(db):
-    now = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
     dongguan = add_session(db, city="Dongguan", starts_at=FUTURE)
     shenzhen = add_session(db, city="Shenzhen", starts_at=FUTURE + DAY)
     chengdu = add_session(db, city="Chengdu", starts_at=FUTURE + 2 * DAY)

@@ -76,7 +76,7 @@ def test_every_payload_fits_telegram_callback_data():
 
 async def test_date_buttons_show_local_date_city_and_seats(db):
     sid = add_session(db, city="Dongguan", capacity=5, seats_taken=2,
-                      starts_at=dt.datetime(2027, 1, 12, 1, 0, tzinfo=dt.timezone.utc))
+                      starts_at=dt.datetime(2027, 1, 12, 1, 0, tzinfo=dt.UTC))
     slots = {"booking_kind": "classroom", "booking_module": "1", "booking_place": "Dongguan"}
     msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots))
     assert buttons(msgs) == [{"title": "12 Jan 2027 (Tue), Dongguan, 3 seats left",
@@ -96,12 +96,16 @@ async def test_full_sessions_offer_the_waitlist(db):
 async def test_place_question_lists_places_with_dates(db):
     add_session(db, city="Chengdu")
     add_session(db, city="Dalian", capacity=1, seats_taken=1)
-    msgs, _ = await run(ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "classroom", "booking_module": "1"}, lang="zh"))
+    msgs, _ = await run(
+        ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "classroom", "booking_module": "1"}, lang="zh")
+    )
     # Dalian's only date is full: still listed, its date button offers the waitlist
     assert [(b["title"], b["payload"]) for b in buttons(msgs)] == [
         ("成都", '/choose_place{"place":"Chengdu"}'), ("大连", '/choose_place{"place":"Dalian"}')]
     add_session(db, city="Shanghai", module=3, capacity=1, seats_taken=1)
-    msgs, _ = await run(ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "consultation", "booking_module": "1"}))
+    msgs, _ = await run(
+        ab.ActionAskBookingPlace(), tracker(slots={"booking_kind": "consultation", "booking_module": "1"})
+    )
     assert buttons(msgs) == []
 
 
@@ -245,7 +249,9 @@ async def test_full_at_confirmation_offers_the_waitlist(db):
 
 async def test_module_two_before_module_one_is_explained(db):
     sid = add_session(db, module=2)
-    msgs, _ = await run(ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid, booking_module="2")))
+    msgs, _ = await run(
+        ab.ActionBookingConfirm(), tracker("confirm_booking", slots=form_slots(sid, booking_module="2"))
+    )
     assert "starts with Module 1" in msgs[0]["text"]
     assert buttons(msgs)[0]["payload"] == '/book_classroom{"module":"1"}'
 
@@ -295,10 +301,15 @@ async def test_reschedule_flow(db):
     msgs, _ = await run(ab.ActionRescheduleBooking(), tracker("reschedule_booking", entities={"ref": ref}))
     move = buttons(msgs)[0]["payload"]
     assert move == f'/reschedule_to{{"ref":"{ref}","session_id":"{new}"}}'
-    msgs, _ = await run(ab.ActionRescheduleAsk(), tracker("reschedule_to", entities={"ref": ref, "session_id": str(new)}))
+    msgs, _ = await run(
+        ab.ActionRescheduleAsk(), tracker("reschedule_to", entities={"ref": ref, "session_id": str(new)})
+    )
     assert buttons(msgs)[0]["payload"] == f'/confirm_reschedule{{"ref":"{ref}","session_id":"{new}"}}'
     assert seats_taken(db, old) == 1  # only asked
-    msgs, _ = await run(ab.ActionRescheduleConfirmed(), tracker("confirm_reschedule", entities={"ref": ref, "session_id": str(new)}, lang="zh"))
+    msgs, _ = await run(
+        ab.ActionRescheduleConfirmed(),
+        tracker("confirm_reschedule", entities={"ref": ref, "session_id": str(new)}, lang="zh"),
+    )
     assert ref in msgs[0]["text"] and "深圳" in msgs[0]["text"]
     assert (seats_taken(db, old), seats_taken(db, new)) == (0, 1)
 

@@ -148,7 +148,7 @@ def test_cancel_and_book_racing_for_the_last_seat(any_db, kind):
         if with_waitlist:
             assert booking.join_waitlist(any_db, waiting, target).outcome == "joined"
 
-        def race(i):
+        def race(i, holder=holder, kept=kept, racer=racer, target=target):  # this round's
             if i == 0:
                 return booking.cancel_booking(any_db, holder, kept.reference).outcome
             return kind.book(any_db, racer, target).outcome

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from store.db import Database
 from store.models import Booking, ClassroomSession, ConsultationSlot, Notification, User
 
-FUTURE = dt.datetime(2030, 3, 4, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Shanghai
+FUTURE = dt.datetime(2030, 3, 4, 1, 0, tzinfo=dt.UTC)  # 09:00 in Shanghai
 _codes = itertools.count(1)
 
 

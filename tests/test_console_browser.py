@@ -6,10 +6,9 @@ Run scripts/install-browser.sh first (the test command does).
 """
 from __future__ import annotations
 
-import os
-
 import csv
 import io
+import os
 import shutil
 import socket
 import threading
@@ -20,8 +19,8 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from store.demo import seed
 from store.db import PROJECT_ROOT, Database
+from store.demo import seed
 from store.models import Handoff, HandoffNote, Notification, TranscriptLine
 from tests.console.helpers import PASSWORD, add_staff, make_app
 

@@ -97,7 +97,7 @@ def test_reply_goes_to_transcript_and_gateway_and_claims(conv):
     with db.session() as s:
         lines = s.scalars(select(TranscriptLine).where(TranscriptLine.direction == "staff")
                           .order_by(TranscriptLine.id)).all()
-        assert [(l.text, l.staff_name, l.language, l.chat_id) for l in lines] == [
+        assert [(line.text, line.staff_name, line.language, line.chat_id) for line in lines] == [
             ("培训费用请见附件 <b>ok</b>", "anna", "zh", 4242),
             ("Second answer", "anna", "zh", 4242),
         ]
@@ -105,7 +105,7 @@ def test_reply_goes_to_transcript_and_gateway_and_claims(conv):
                          .order_by(Notification.id)).all()
         assert [n.payload["text"] for n in sent] == ["培训费用请见附件 <b>ok</b>", "Second answer"]
         assert all(n.user_id == user_id and n.payload["staff_name"] == "anna" for n in sent)
-        assert [n.payload["transcript_line_id"] for n in sent] == [l.id for l in lines]
+        assert [n.payload["transcript_line_id"] for n in sent] == [line.id for line in lines]
         assert len({n.dedupe_key for n in sent}) == 2
         handoff = s.get(Handoff, handoff_id)
         assert handoff.status == "claimed" and handoff.claimed_by == "anna"

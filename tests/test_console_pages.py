@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from console import __main__ as cli
 from console.charts import nice_ticks
-from store.demo import seed
 from console.redact import redactor_for
+from store.demo import seed
 from store.models import AuditEntry, NluLabel, StaffUser, TranscriptLine, User
 from tests.console.helpers import client_for, csrf_of
 from tests.test_console_security import concrete, console_routes

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
-from store import staff as passwords
 from console.app import SESSION_COOKIE, create_app
 from console.settings import Settings
+from store import staff as passwords
 from store.models import AuditEntry, ConsoleSession, Handoff, StaffUser, TranscriptLine, User, utcnow
 from tests.console.helpers import PASSWORD, add_staff, client_for, csrf_of, login, make_app
 

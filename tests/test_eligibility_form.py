@@ -137,7 +137,9 @@ async def test_a_non_number_is_reasked_twice_then_staff_are_offered() -> None:
     assert dispatcher.messages == []  # the form re-asks through action_ask_employees
 
     ask = CollectingDispatcher()
-    await ActionAskEmployees().run(ask, make_tracker("lots", "inform_factory", slots=slots, requested="employees"), DOMAIN)
+    await ActionAskEmployees().run(
+        ask, make_tracker("lots", "inform_factory", slots=slots, requested="employees"), DOMAIN
+    )
     assert "200-300" in ask.messages[0]["text"]  # the re-ask shows an example
 
     slots, _ = await validate(make_tracker("many", "inform_factory", slots=slots, requested="employees"))
@@ -150,7 +152,9 @@ async def test_a_non_number_is_reasked_twice_then_staff_are_offered() -> None:
 
 async def test_a_correction_updates_the_employee_count() -> None:
     known = {"employees": "200", "employees_low": 200, "employees_high": 200}
-    slots, dispatcher = await validate(make_tracker("sorry, 300 not 200", "inform_factory", slots=known, requested="sector"))
+    slots, dispatcher = await validate(
+        make_tracker("sorry, 300 not 200", "inform_factory", slots=known, requested="sector")
+    )
     assert (slots["employees"], slots["employees_low"], slots["employees_high"]) == ("300", 300, 300)
     assert "sector" not in slots  # the correction is not taken for the sector
     assert dispatcher.messages[0]["text"] == "Updated: 300 employees."
@@ -214,7 +218,9 @@ def store(any_db: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
     return any_db
 
 
-async def outcome(slots: dict[str, Any], *, lang: str = "en", sender: str = "tg-42") -> tuple[dict[str, Any], CollectingDispatcher]:
+async def outcome(
+    slots: dict[str, Any], *, lang: str = "en", sender: str = "tg-42"
+) -> tuple[dict[str, Any], CollectingDispatcher]:
     dispatcher = CollectingDispatcher()
     tracker = make_tracker("yes", "affirm", slots=slots, lang=lang, sender=sender, form=None)
     events = await ActionEligibilityOutcome().run(dispatcher, tracker, DOMAIN)
@@ -249,10 +255,17 @@ async def test_eligible_outcome_is_stored_and_offers_module_1(store: Database) -
 
 async def test_consent_adds_factory_name_and_contact(store: Database) -> None:
     slots, _ = await outcome(COMPLETE, lang="zh", sender="local-alice")
-    contact = {"enquiry_id": slots["enquiry_id"], "enquiry_factory_name": "旭日服装厂", "enquiry_contact": "李女士 13800000000"}
+    contact = {
+        "enquiry_id": slots["enquiry_id"],
+        "enquiry_factory_name": "旭日服装厂",
+        "enquiry_contact": "李女士 13800000000",
+    }
     dispatcher = CollectingDispatcher()
     events = await ActionSaveEnquiryContact().run(
-        dispatcher, make_tracker("13800000000", "inform_factory", slots=contact, lang="zh", sender="local-alice", form=None), DOMAIN)
+        dispatcher,
+        make_tracker("13800000000", "inform_factory", slots=contact, lang="zh", sender="local-alice", form=None),
+        DOMAIN,
+    )
     assert "谢谢" in dispatcher.messages[0]["text"]
     assert set_slots(events) == {"enquiry_factory_name": None, "enquiry_contact": None}
     enquiry = latest_enquiry(store, "local-alice")
@@ -300,7 +313,9 @@ async def test_a_store_outage_still_answers(monkeypatch: pytest.MonkeyPatch) -> 
 
 async def test_stopping_forgets_the_answers() -> None:
     dispatcher = CollectingDispatcher()
-    events = await ActionEligibilityStopped().run(dispatcher, make_tracker("算了", "stop_form", slots=COMPLETE, lang="zh", form=None), DOMAIN)
+    events = await ActionEligibilityStopped().run(
+        dispatcher, make_tracker("算了", "stop_form", slots=COMPLETE, lang="zh", form=None), DOMAIN
+    )
     assert all(value is None for value in set_slots(events).values())
     assert "已停止" in dispatcher.messages[0]["text"]
 

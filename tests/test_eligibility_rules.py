@@ -20,8 +20,8 @@ from actions.eligibility_rules import (
     parse_rules,
     rules,
 )
-from store.places import load_places, places
 from i18n import keys
+from store.places import load_places, places
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -51,7 +51,7 @@ def test_rasa_reads_every_token_as_the_token(tmp_path):
                             env={"SQLALCHEMY_SILENCE_UBER_WARNING": "1", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-2000:]
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
-    for token, args in zip(tokens, parsed):
+    for token, args in zip(tokens, parsed, strict=False):
         assert args == {"token": token, "port": 5123, "api": True, "model": "/models/m.tar.gz",
                         "interface": "127.0.0.1"}, (token, args)
 

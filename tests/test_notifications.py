@@ -11,7 +11,7 @@ from store import notifications
 from store.models import Notification
 from tests.test_booking_support import add_users
 
-NOW = dt.datetime(2027, 1, 10, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2027, 1, 10, 8, 0, tzinfo=dt.UTC)
 MIN = dt.timedelta(minutes=1)
 
 
@@ -32,8 +32,9 @@ def test_only_due_rows_are_claimed_once(any_db):
 
 def test_dedupe_key_adds_once(any_db):
     with any_db.session() as s:
-        assert notifications.add(s, user_id=None, kind="reminder", dedupe_key="same", payload={"text_key": "booking_stopped"})
-        assert not notifications.add(s, user_id=None, kind="reminder", dedupe_key="same", payload={"text_key": "booking_stopped"})
+        payload: notifications.MessagePayload = {"text_key": "booking_stopped"}
+        assert notifications.add(s, user_id=None, kind="reminder", dedupe_key="same", payload=payload)
+        assert not notifications.add(s, user_id=None, kind="reminder", dedupe_key="same", payload=payload)
     with any_db.session() as s:
         assert len(s.scalars(select(Notification)).all()) == 1
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from stack.settings import RASA_PYTHON, ROOT
+from stack.settings import RASA_PYTHON
 from stack.train import rasa_env
 
 SCRIPT = r"""

@@ -17,7 +17,6 @@ from stack.settings import RASA_PYTHON, ROOT
 from stack.train import rasa_env
 from tests.services import REDIS_URL, redis_up
 
-
 SCRIPT = r"""
 import json, sys, threading
 from rasa.utils.endpoints import EndpointConfig

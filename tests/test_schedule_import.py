@@ -36,8 +36,8 @@ def test_local_times_are_stored_in_utc(sqlite_db):
     assert schedule.import_sessions(sqlite_db, HEADER + GOOD).imported == 1
     with sqlite_db.session() as s:
         row = s.scalars(select(ClassroomSession)).one()
-    assert row.starts_at == dt.datetime(2027, 1, 12, 1, 0, tzinfo=dt.timezone.utc)
-    assert row.ends_at == dt.datetime(2027, 1, 13, 9, 0, tzinfo=dt.timezone.utc)
+    assert row.starts_at == dt.datetime(2027, 1, 12, 1, 0, tzinfo=dt.UTC)
+    assert row.ends_at == dt.datetime(2027, 1, 13, 9, 0, tzinfo=dt.UTC)
     assert row.timezone == "Asia/Shanghai"
     assert schedule.format_date(row.starts_at, row.timezone, "en") == "12 Jan 2027 (Tue)"
     assert schedule.format_date(row.starts_at, row.timezone, "zh") == "2027年1月12日（周二）"
@@ -88,7 +88,10 @@ def test_missing_and_unknown_columns(sqlite_db):
     assert [str(e) for e in report.errors] == [
         "line 1: missing column(s): capacity", "line 1: unknown column(s): seats"]
     assert schedule.import_sessions(sqlite_db, b"").errors[0].reason == "the file is empty"
-    assert "not UTF-8" in schedule.import_sessions(sqlite_db, (HEADER + GOOD).encode("gbk") + "东莞".encode("gbk")).errors[0].reason
+    assert (
+        "not UTF-8"
+        in schedule.import_sessions(sqlite_db, (HEADER + GOOD).encode("gbk") + "东莞".encode("gbk")).errors[0].reason
+    )
 
 
 def test_code_already_in_the_schedule(sqlite_db):
@@ -169,7 +172,12 @@ ZH_GOOD = GOOD.replace(",Nancheng centre,", ",Nancheng centre,东莞南城培训
 
 
 def test_chinese_venue_name_is_imported_and_optional(sqlite_db):
-    no_name = ZH_GOOD.replace("M1-DG-1", "M1-DG-2").replace("东莞南城培训中心", "").replace("01-12", "01-19").replace("01-13", "01-20")
+    no_name = (
+        ZH_GOOD.replace("M1-DG-1", "M1-DG-2")
+        .replace("东莞南城培训中心", "")
+        .replace("01-12", "01-19")
+        .replace("01-13", "01-20")
+    )
     report = schedule.import_sessions(sqlite_db, (ZH_HEADER + ZH_GOOD + no_name).encode("utf-8"))
     assert report.ok and report.imported == 2
     with sqlite_db.session() as s:

@@ -40,7 +40,7 @@ def test_seat_updates_are_cached_and_silent(db) -> None:
             warnings.simplefilter("error", SAWarning)
             refs = [booking.book_classroom(db, user, sessions[i % 2]).booking.reference
                     for i, user in enumerate(users)]
-            for user, slot_id in zip(users, slots):
+            for user, slot_id in zip(users, slots, strict=False):
                 assert booking.book_consultation(db, user, slot_id).outcome == "booked"
             assert booking.cancel_booking(db, users[3], refs[3]).outcome == "cancelled"
     finally:

@@ -1,7 +1,6 @@
 """The set-up script and the store's migrations, as a newcomer meets them."""
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -34,9 +33,13 @@ def test_upgrade_keeps_existing_data(tmp_path):
     command.upgrade(config, "0001")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO users (channel, external_id, sender_id, language, language_chosen, paused, created_at, last_seen_at)"
-            " VALUES ('telegram', '1', 'tg-1', 'zh', 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO users (channel, external_id, sender_id, language, language_chosen, paused,"
+                " created_at, last_seen_at)"
+                " VALUES ('telegram', '1', 'tg-1', 'zh', 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
     command.upgrade(config, "head")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT sender_id, language FROM users")).all() == [("tg-1", "zh")]

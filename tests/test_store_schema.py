@@ -28,10 +28,10 @@ def test_round_trip_keeps_utc_and_unicode(any_db):
 
 def test_venue_zh_migration_keeps_existing_sessions(any_db):
     """0005 adds classroom_sessions.venue_zh to a store that already has sessions."""
+    from alembic import command
     from sqlalchemy import text
 
     from store.migrate import alembic_config, upgrade
-    from alembic import command
 
     command.downgrade(alembic_config(any_db.url), "0004_console_sessions")
     with any_db.engine.begin() as conn:

@@ -109,7 +109,7 @@ def test_failures_spread_over_more_than_the_period_do_not_give_up(tmp_path):
         for _ in range(6):  # one failure every 6 s: never 3 within 10 s
             crasher.started[-1].process.wait()
             count = len(crasher.started)
-            until(lambda: len(crasher.started) > count, supervisor)
+            until(lambda count=count: len(crasher.started) > count, supervisor)
             now[0] += 6
         assert len(crasher.started) == 7
     finally:

@@ -13,9 +13,7 @@ from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.server import RateLimit, create_app, history_line
 from bot.webchat.settings import WebchatSettings
-from store import conversations, notifications, users
-from store import handoff as handoffs
-from store import history as transcripts
+from store import conversations, handoff as handoffs, history as transcripts, notifications, users
 
 VISITOR = "3f0c2a9e-5b1d-4c7e-9a8b-0123456789ab"
 HOST = "testserver"
@@ -91,11 +89,14 @@ def test_history_and_a_staff_reply_pushed_over_the_socket(sqlite_db):
     conversations.record_lines(sqlite_db, user.id, ["我想和工作人员谈谈"], direction="in", language="zh")
     conversations.record_lines(sqlite_db, user.id, ["好的，正在为您转接工作人员。\n[English] | [中文]"], language="zh")
     handoffs.start_handoff(sqlite_db, user.sender_id, "asked", "zh")
-    with TestClient(app_for(sqlite_db)) as client, client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws:
+    with (
+        TestClient(app_for(sqlite_db)) as client,
+        client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws,
+    ):
         ws.send_text(json.dumps({"type": "hello", "visitor": VISITOR, "language": "en-GB"}))
         past = json.loads(ws.receive_text())
         assert past["type"] == "history" and past["language"] == "zh" and past["paused"] is True
-        assert [(l["from"], l["text"], l["buttons"]) for l in past["lines"]] == [
+        assert [(line["from"], line["text"], line["buttons"]) for line in past["lines"]] == [
             ("user", "我想和工作人员谈谈", []), ("bot", "好的，正在为您转接工作人员。", ["English", "中文"])]
         # Staff have the conversation: the message is kept for them, Rasa is not asked.
         ws.send_text(json.dumps({"type": "message", "text": "还在吗"}))
@@ -109,11 +110,14 @@ def test_history_and_a_staff_reply_pushed_over_the_socket(sqlite_db):
         ws.send_text("not json")
         assert json.loads(ws.receive_text())["key"] == "webchat_bad_message"
     lines = transcripts.history(sqlite_db, "web", VISITOR).lines
-    assert [l.text for l in lines][-2:] == ["还在吗", "您好，我是安娜。"]  # the reply once, not twice
+    assert [line.text for line in lines][-2:] == ["还在吗", "您好，我是安娜。"]  # the reply once, not twice
 
 
 def test_a_bad_hello_is_refused(sqlite_db):
-    with TestClient(app_for(sqlite_db)) as client, client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws:
+    with (
+        TestClient(app_for(sqlite_db)) as client,
+        client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws,
+    ):
         ws.send_text(json.dumps({"type": "hello", "visitor": "../../etc"}))
         with pytest.raises(WebSocketDisconnect):
             ws.receive_text()
@@ -146,7 +150,10 @@ def test_a_visitor_sending_too_fast_is_told_and_keeps_the_text(sqlite_db):
     user = users.upsert_user(sqlite_db, "web", VISITOR, default_language="zh")
     conversations.record_lines(sqlite_db, user.id, ["你好"], direction="in", language="zh")
     handoffs.start_handoff(sqlite_db, user.sender_id, "asked", "zh")  # staff have it: no Rasa needed
-    with TestClient(app_for(sqlite_db, rate=1, rate_window=60)) as client, client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws:
+    with (
+        TestClient(app_for(sqlite_db, rate=1, rate_window=60)) as client,
+        client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as ws,
+    ):
         ws.send_text(json.dumps({"type": "hello", "visitor": VISITOR}))
         assert json.loads(ws.receive_text())["type"] == "history"
         ws.send_text(json.dumps({"type": "message", "text": "第一条"}))
@@ -154,7 +161,7 @@ def test_a_visitor_sending_too_fast_is_told_and_keeps_the_text(sqlite_db):
         ws.send_text(json.dumps({"type": "message", "text": "第二条"}))
         slow = json.loads(ws.receive_text())
         assert slow["key"] == "webchat_slow_down" and slow["retry"] == "第二条" and "太快" in slow["text"]
-    assert [l.text for l in transcripts.history(sqlite_db, "web", VISITOR).lines] == ["你好", "第一条"]
+    assert [line.text for line in transcripts.history(sqlite_db, "web", VISITOR).lines] == ["你好", "第一条"]
 
 
 def test_a_first_visit_is_welcomed_without_writing_anything(sqlite_db):

@@ -6,18 +6,16 @@ import asyncio
 import contextlib
 
 import uvicorn
-from hypothesis import given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
+from hypothesis import given, settings as hsettings, strategies as st
 
 import i18n
 from bot.conversation import ConversationService
+from bot.notifier import TELEGRAM_CHANNELS
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.wechat.api import WeChatApi
 from bot.wechat.rendering import Menus, split_text, to_messages
 from bot.wechat.server import WeChatChannel
 from bot.wechat.settings import WeChatSettings
-from bot.notifier import TELEGRAM_CHANNELS
 from store import notifications
 from store.models import Notification, User
 from tests.fakes.bot_api import free_port
@@ -291,7 +289,8 @@ async def test_bad_callback_bodies_get_a_clear_refusal(sqlite_db):
     async with channel_on(sqlite_db) as (channel, api, users):
         timestamp, nonce = "1700000000", "n1"
         params = {"signature": users.sign(timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
-        bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><FromUserName>&b;</FromUserName></xml>'
+        bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+                b"<xml><FromUserName>&b;</FromUserName></xml>")
         for body in (b"garbage", b"<xml>text</xml>", b"", b"<xml><MsgType>text</MsgType></xml>", bomb):
             response = await users.client.post(users.url, params=params, content=body)
             assert response.status_code == 400, body

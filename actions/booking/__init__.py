@@ -18,6 +18,8 @@ One module per step:
     my_bookings.py   the list, cancel, reschedule
 Every button is built by actions.common.button (Telegram's 64-byte callback_data).
 """
+from rasa_sdk import Action
+
 from actions.booking.confirmation import (
     ActionBookingConfirm,
     ActionBookingStop,
@@ -48,7 +50,6 @@ from actions.booking.questions import (
 )
 from actions.common import CALLBACK_LIMIT, button
 from i18n import t
-from rasa_sdk import Action
 
 __all__ = [
     "CALLBACK_LIMIT", "FORM_SLOTS", "SKIPPED", "UNAVAILABLE",

@@ -28,8 +28,7 @@ from actions.booking.offers import (
 )
 from actions.common import DomainDict, Events, button, entity_of, language_of, store_call
 from i18n import t
-from store import booking as store
-from store import schedule
+from store import booking as store, schedule
 
 
 def _given(value: Any, lang: str) -> str:

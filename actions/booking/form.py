@@ -40,8 +40,7 @@ from actions.common import (
     text_of,
 )
 from i18n import t
-from store import booking as store
-from store import schedule
+from store import booking as store, schedule
 
 # --- starting ------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.booking.offers import MAX_BUTTONS, attempt_as_user, offers_for, reference_in, user_id_of
 from actions.common import Button, DomainDict, Events, button, entity_of, language_of, store_call
 from i18n import t
-from store import booking as store
-from store import schedule
+from store import booking as store, schedule
+from store.kinds import BookingStatus
 
 
 class ActionMyBookings(Action):
@@ -45,7 +45,7 @@ async def _choose_booking(dispatcher: CollectingDispatcher, tracker: Tracker, la
     reference = reference_in(tracker)
     if reference:
         found = await store_call(store.booking_by_reference, user_id, reference)
-        if found is None or found.status != "confirmed":
+        if found is None or found.status != BookingStatus.CONFIRMED:
             dispatcher.utter_message(text=t("booking_not_found", lang, reference=reference),
                                      buttons=[button(t("booking_button_my_bookings", lang), "my_bookings")])
             return None
@@ -170,7 +170,7 @@ class ActionRescheduleAsk(Action):
         user_id = await user_id_of(tracker)
         current = await store_call(store.booking_by_reference, user_id, reference) if reference else None
         new = await store_call(store.offer, current.kind, int(target)) if current and target else None
-        if current is None or new is None:
+        if current is None or new is None or target is None:
             dispatcher.utter_message(text=t("booking_not_found", lang, reference=reference or "—"))
             return []
         dispatcher.utter_message(

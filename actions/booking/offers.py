@@ -23,8 +23,7 @@ from actions.common import (
     text_of,
 )
 from i18n import t
-from store import booking as store
-from store import schedule
+from store import booking as store, schedule
 
 T = TypeVar("T")
 
@@ -154,7 +153,7 @@ def time_filter(kind: str | None, offered_from: dt.datetime | None) -> dict[str,
     return {"not_before": offered_from} if kind == store.CONSULTATION else {"after": offered_from}
 
 
-async def offers_for(tracker: Tracker, kind: str, module: int, place: str | None,
+async def offers_for(tracker: Tracker, kind: str | None, module: int, place: str | None,
                      include_full: bool = False) -> list[store.Offer]:
     later = time_filter(kind, await earliest_offer_time(tracker, kind, module))
     if kind == store.CONSULTATION:

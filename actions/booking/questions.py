@@ -19,8 +19,7 @@ from actions.booking.offers import (
 )
 from actions.common import DomainDict, Events, Question, button, language_of, store_call
 from i18n import t
-from store import booking as store
-from store import schedule
+from store import booking as store, schedule
 
 
 class ActionAskBookingKind(Question):

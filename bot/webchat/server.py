@@ -44,13 +44,13 @@ from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.settings import WebchatSettings
-from store import history as transcripts
-from store import users
+from store import history as transcripts, users
 from store.db import Database
+from store.kinds import Channel, NotificationKind
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "web"
+CHANNEL = Channel.WEB
 STATIC = Path(__file__).resolve().parent / "static"
 VISITOR_RE = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 # How the transcript writes a reply's buttons (ConversationService.record_replies).
@@ -179,7 +179,8 @@ class WebChat:
 
     async def deliver(self, user, text: str, buttons: list[Button]) -> bool:
         row = self.notifier.current
-        staff_name = row.payload.get("staff_name") if row is not None and row.kind == "staff_reply" else None
+        from_staff = row is not None and row.kind == NotificationKind.STAFF_REPLY
+        staff_name = row.payload.get("staff_name") if row is not None and from_staff else None
         message = {"type": "push", "from": "staff" if staff_name else "bot", "staff_name": staff_name,
                    "text": text, "buttons": [{"title": b.title, "payload": b.payload} for b in buttons]}
         # Sent or not, it is in the transcript: a visitor offline now sees it on reconnect.

@@ -23,7 +23,9 @@ class WebchatSettings:
     allowed_origins: frozenset[str] = field(default_factory=lambda: _origins(_env("WEBCHAT_ALLOWED_ORIGINS")))
     # Per-visitor limit: at most this many messages per window (seconds); more are refused.
     rate: int = field(default_factory=lambda: int(_env("WEBCHAT_RATE_LIMIT", _env("CHAT_RATE_LIMIT", "5"))))
-    rate_window: float = field(default_factory=lambda: float(_env("WEBCHAT_RATE_WINDOW", _env("CHAT_RATE_WINDOW", "3"))))
+    rate_window: float = field(
+        default_factory=lambda: float(_env("WEBCHAT_RATE_WINDOW", _env("CHAT_RATE_WINDOW", "3")))
+    )
     history_lines: int = field(default_factory=lambda: int(_env("WEBCHAT_HISTORY_LINES", "50")))
     notification_interval: float = field(default_factory=lambda: float(_env("NOTIFICATION_INTERVAL", "5")))
 

@@ -40,7 +40,9 @@ async def running_channel(settings: WeChatSettings, bot_settings: BotSettings, d
         while not server.started:
             if serving.done():
                 serving.result()  # the port is taken: raise what uvicorn raised
-                raise SystemExit(f"error: the WeChat callback server could not listen on {settings.listen}:{settings.port}")
+                raise SystemExit(
+                    f"error: the WeChat callback server could not listen on {settings.listen}:{settings.port}"
+                )
             await asyncio.sleep(0.02)
         await wait_for_rasa(rasa)
         notifying = asyncio.create_task(notifier.loop())

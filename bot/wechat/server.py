@@ -36,13 +36,12 @@ from bot.rasa_client import Button, Reply
 from bot.wechat.api import WeChatApi, WeChatApiError
 from bot.wechat.rendering import Menus, to_messages
 from bot.wechat.settings import WeChatSettings
-from store import conversations
-from store import handoff as handoffs
-from store import users
+from store import conversations, handoff as handoffs, users
+from store.kinds import Channel
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "wechat"
+CHANNEL = Channel.WECHAT
 MAX_BODY = 64 * 1024  # WeChat's callbacks are small XML documents
 LANGUAGE_GUESS = "zh"  # WeChat tells us nothing about the user's language; most write Chinese
 NON_TEXT = {"image", "video", "shortvideo", "file", "link", "music", "news"}

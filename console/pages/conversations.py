@@ -6,6 +6,7 @@ from starlette.responses import PlainTextResponse, Response
 from console import conversations
 from console.conversations import Filters
 from console.web import Ctx, int_param
+from store.kinds import HandoffStatus
 
 
 def search(ctx: Ctx) -> Response:
@@ -36,7 +37,7 @@ def transcript(ctx: Ctx) -> Response:
     if conversation is None:
         return PlainTextResponse("No such conversation.", status_code=404)
     open_handoff = next(
-        (h for h in conversation.handoffs if h.handoff.status != "resolved"), None
+        (h for h in conversation.handoffs if h.handoff.status != HandoffStatus.RESOLVED), None
     )
     return ctx.render(
         "transcript.html", {"c": conversation, "open_handoff": open_handoff}

@@ -9,11 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from store import console_sessions, staff as staff_accounts
 from console.settings import Settings
 from console.web import Ctx, csrf_failure, read_form, render
-from store.staff import write_audit
+from store import console_sessions, staff as staff_accounts
 from store.db import Database
+from store.staff import write_audit
 
 
 def safe_next(target: str | None) -> str:

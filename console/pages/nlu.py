@@ -4,9 +4,9 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from console import nlu_inbox
-from store import nlu_labels
 from console.exports import known_personal_data
 from console.web import Ctx, int_param
+from store import nlu_labels
 
 SHOW = ("open", "labelled", "all")
 

@@ -5,6 +5,7 @@ from starlette.responses import Response
 
 from console import handoffs
 from console.web import Ctx
+from store.kinds import HandoffStatus
 from store.models import Handoff
 
 
@@ -13,9 +14,9 @@ def home(ctx: Ctx) -> Response:
 
 
 def queue(ctx: Ctx) -> Response:
-    status = ctx.query.get("status", "waiting")
+    status = ctx.query.get("status", HandoffStatus.WAITING)
     if status not in handoffs.STATUSES:
-        status = "waiting"
+        status = HandoffStatus.WAITING
     with ctx.db.session() as s:
         rows = handoffs.queue(s, status)
         counts = handoffs.counts(s)
@@ -33,6 +34,7 @@ def _handoff_action(ctx: Ctx, action: str) -> Response:
     handoff_id = int(ctx.request.path_params["handoff_id"])
     ctx.audit_target = f"handoff:{handoff_id}"
     user_id = None
+    handoff: Handoff | None
     try:
         with ctx.db.session() as s:
             if action == "claim":

@@ -7,9 +7,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from console.app import create_app
-from store.staff import create_user
 from console.settings import Settings
 from store.db import Database
+from store.staff import create_user
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

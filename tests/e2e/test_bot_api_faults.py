@@ -31,14 +31,14 @@ async def test_get_updates_faults_lose_nothing_and_repeat_nothing(gateway) -> No
     api.inject("getUpdates", "429", "502", "drop", "drop", "502")
     users = [gateway.new_user() for _ in range(3)]
     questions = ["what is SCORE", "how long is the training", "who funds SCORE"]
-    for user, question in zip(users, questions):
+    for user, question in zip(users, questions, strict=True):
         api.push_text(user, question)
     for user in users:
         await api.wait_sent(user, 1, 60)
     await settled(api)
     assert [f for m, f in api.faulted if m == "getUpdates"] == ["429", "502", "drop", "drop", "502"]
     unavailable = i18n.t("unavailable", "en")
-    for user, question in zip(users, questions):
+    for user, question in zip(users, questions, strict=True):
         assert lines(db, user, "in") == [question]  # handled once
         texts = api.texts(user)
         assert unavailable not in texts, texts

@@ -22,13 +22,13 @@ async def test_modules_question_lists_all_five_and_is_transcribed(gateway):
         row = session.scalars(select(User).where(User.sender_id == f"tg-{user}")).one()
         lines = session.scalars(select(TranscriptLine).where(TranscriptLine.user_id == row.id)
                                 .order_by(TranscriptLine.id)).all()
-        assert [(l.direction, l.language) for l in lines][:2] == [("in", "en"), ("out", "en")]
-        assert {l.direction for l in lines[1:]} == {"out"}
+        assert [(line.direction, line.language) for line in lines][:2] == [("in", "en"), ("out", "en")]
+        assert {line.direction for line in lines[1:]} == {"out"}
         assert lines[0].text == "what modules are there"
-        assert "Workplace Cooperation" in " ".join(l.text for l in lines[1:])
+        assert "Workplace Cooperation" in " ".join(line.text for line in lines[1:])
         # what Rasa understood, for the console's NLU review: came back with the answer
         assert lines[0].intent == "faq_modules" and 0 < lines[0].confidence <= 1
-        assert all(l.intent is None for l in lines[1:])
+        assert all(line.intent is None for line in lines[1:])
 
 
 async def test_chinese_question_gets_chinese_answer(gateway):

@@ -203,7 +203,7 @@ class Walker:
         if step.kind == "command" and step.text == "start":
             raw = None  # Rasa's restart answers nothing; the welcome is the gateway's
         if result.paused:
-            raise Failure(where, f"the user was paused without a handoff in this walk")
+            raise Failure(where, "the user was paused without a handoff in this walk")
         self.last_intent = raw.intent if raw is not None else None
         if raw is not None:
             self.figures.checks += 3
@@ -213,7 +213,7 @@ class Walker:
             if len(set(texts)) < len(texts):
                 raise Failure(where, f"Rasa repeated a message: {[r.text[:60] for r in raw.replies]}")
             if raw.reset:
-                raise Failure(where, f"the turn tripped Rasa's circuit breaker")
+                raise Failure(where, "the turn tripped Rasa's circuit breaker")
         self.figures.checks += 1
         if not 1 <= len(result.replies) <= MAX_REPLIES:
             raise Failure(where, f"the user got {len(result.replies)} messages")
@@ -227,7 +227,7 @@ class Walker:
         self.figures.checks += 2
         self.tripped |= circuit_breaker_senders(self.rasa_log.new_lines())
         if f"local-{user}" in self.tripped:
-            raise Failure(where, f"Rasa's log says the circuit breaker tripped")
+            raise Failure(where, "Rasa's log says the circuit breaker tripped")
         action_log = self.action_log.new_lines()
         if ACTION_ERRORS.search(action_log):
             # With conversations running side by side the culprit may be another one: the
@@ -317,7 +317,7 @@ class Walker:
         self.action_log.new_lines()
         try:
             for step in steps:
-                result = await self.checked_turn(user, step)
+                await self.checked_turn(user, step)
                 if step.kind == "command" and step.text == "cancel" and self.active_loop(user):
                     raise Failure("after /cancel", "the form is still active")
         except Failure as failure:

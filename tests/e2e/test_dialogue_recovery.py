@@ -7,7 +7,7 @@ import asyncio
 
 async def settle(gateway, user: int, count: int) -> list[str]:
     """Wait for `count` messages, then a moment more: nothing else may follow."""
-    texts = await gateway.api.wait_sent(user, count, timeout=30)
+    await gateway.api.wait_sent(user, count, timeout=30)
     await asyncio.sleep(1.5)
     return gateway.api.texts(user)
 
@@ -43,7 +43,7 @@ async def test_a_city_alone_after_choosing_english_then_questions_are_answered(g
     gateway.api.push_text(user, "东莞")
     texts = await settle(gateway, user, 3)
     assert len(texts) == 3, texts
-    for number, question in enumerate(["what are the modules", "/start", "what is SCORE?"]):
+    for question in ["what are the modules", "/start", "what is SCORE?"]:
         before = len(texts)
         gateway.api.push_text(user, question)
         texts = await settle(gateway, user, before + 1)

@@ -283,7 +283,7 @@ async def test_action_server_killed_inside_the_booking_transaction_leaves_nothin
         for _ in range(2):
             count = len(api.sent(user))
             api.push_text(user, "confirm the booking")
-            await api.wait_for(lambda: any("SC-" in text for text in api.texts(user)[count:]), 60)
+            await api.wait_for(lambda count=count: any("SC-" in text for text in api.texts(user)[count:]), 60)
             references += re.findall(r"SC-[0-9A-Z]{6}", " ".join(api.texts(user)[count:]))
         assert len(set(references)) == 1, references
         taken, confirmed, mine = booking_counts(supervised.db, session_id, user_id)

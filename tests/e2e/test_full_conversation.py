@@ -52,8 +52,11 @@ class Chat:
         return await self._replies(until)
 
     async def press(self, title: str, until) -> list[str]:
-        message = next(m for m in reversed([self.api.sent_message(self.user, i) for i in range(self.seen)])
-                       if any(title in b["text"] for row in (m.get("reply_markup") or {}).get("inline_keyboard", []) for b in row))
+        message = next(
+            m
+            for m in reversed([self.api.sent_message(self.user, i) for i in range(self.seen)])
+            if any(title in b["text"] for row in (m.get("reply_markup") or {}).get("inline_keyboard", []) for b in row)
+        )
         self.log.append(f"you> [{title}]")
         self.api.press(self.user, message, title, self.code)
         return await self._replies(until)

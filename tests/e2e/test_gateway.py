@@ -1,9 +1,6 @@
 """The Telegram front end against a fake Bot API on loopback, with the real Rasa behind it."""
 from __future__ import annotations
 
-import asyncio
-
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
@@ -11,8 +8,8 @@ from sqlalchemy import func, select
 import i18n
 from bot.app import COMMANDS
 from store import notifications
-from store.models import Notification, TranscriptLine, User
-from tests.fakes.bot_api import BOT_USERNAME, free_port
+from store.models import TranscriptLine, User
+from tests.fakes.bot_api import BOT_USERNAME
 
 
 def user_row(db, telegram_id: int) -> User | None:

@@ -22,7 +22,7 @@ async def test_handoff_round_trip(gateway):
 
     api.push_text(user, "/human")
     await api.wait_for(lambda: any(i18n.t("handoff_started", "en") in t for t in api.texts(user)), 30)
-    await api.wait_for(lambda: any(f"Handoff #" in t for t in api.texts(STAFF_CHAT_ID)), 10)
+    await api.wait_for(lambda: any("Handoff #" in t for t in api.texts(STAFF_CHAT_ID)), 10)
     alert = api.last_with_buttons(STAFF_CHAT_ID)
     assert "what modules are there" in alert["text"]  # staff see the last messages
     assert "Reason: asked" in alert["text"] and "/conversations/" in alert["text"]
@@ -43,7 +43,13 @@ async def test_handoff_round_trip(gateway):
     assert len(api.texts(user)) == before
 
     # An outsider's reply is refused and not relayed; a staff reply reaches the user.
-    api.push({"message": api.message(OUTSIDER, "I'm not staff", chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert)})
+    api.push(
+        {
+            "message": api.message(
+                OUTSIDER, "I'm not staff", chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert
+            )
+        }
+    )
     await api.wait_for(lambda: any(i18n.t("staff_not_allowed", "en") == t for t in api.texts(STAFF_CHAT_ID)))
     api.push({"message": api.message(STAFF_USER_ID, "Hello! Fees depend on the module; I'll email you a quote.",
                                      chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert, first_name="Wang")})
@@ -51,7 +57,13 @@ async def test_handoff_round_trip(gateway):
     assert not any("I'm not staff" in t for t in api.texts(user))
 
     # Resume hands back to the bot, which tells the user and answers again.
-    api.push({"message": api.message(STAFF_USER_ID, "/resume", chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert)})
+    api.push(
+        {
+            "message": api.message(
+                STAFF_USER_ID, "/resume", chat_id=STAFF_CHAT_ID, chat_type="supergroup", reply_to=alert
+            )
+        }
+    )
     await api.wait_for(lambda: any(i18n.t("handoff_resumed", "en") == t for t in api.texts(user)))
     count = len(api.texts(user))
     api.push_text(user, "what is the training format?")

@@ -119,7 +119,7 @@ def two_replicas(tmp_path_factory) -> Iterator[TwoReplicas]:
         servers.append(processes.start_rasa_server(settings, port=second_port, name="rasa-b"))
         urls = [settings.rasa_url, f"http://127.0.0.1:{second_port}"]
         processes.wait_until_up(servers[0], f"http://127.0.0.1:{settings.action_port}/health", 60)
-        for server, url in zip(servers[1:], urls):
+        for server, url in zip(servers[1:], urls, strict=False):
             processes.wait_until_up(server, f"{url}/status?token={TOKEN}", 400)
         yield TwoReplicas(settings, redis, urls, servers)
     finally:
@@ -216,7 +216,7 @@ async def test_lock_store_down_then_back(two_replicas: TwoReplicas, caplog) -> N
             warnings = [r for r in caplog.records if r.name == "bot.rasa_client" and r.levelno >= logging.WARNING]
             assert len(warnings) == 1, [r.getMessage() for r in warnings]  # one line for the outage
             refused = 0
-            for server, start in zip(rasa_servers, starts):
+            for server, start in zip(rasa_servers, starts, strict=False):
                 lines = log_lines(server, start, "gateway.lock_store.unavailable")
                 assert len(lines) == 1, (server.name, server.log_path.read_text().splitlines()[start:][-20:])
                 assert not log_lines(server, start, "Traceback"), server.name

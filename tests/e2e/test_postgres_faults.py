@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from sqlalchemy import create_engine, select, text
 
 import i18n

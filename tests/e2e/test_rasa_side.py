@@ -99,9 +99,9 @@ def test_payload_shortcut_parses_exactly_like_the_nlu_graph(stack):
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
     pairs = json.loads(line.removeprefix("RESULT "))
     assert len(pairs) == len(payloads)
-    for text, (graph, shortcut) in zip(payloads, pairs):
+    for text, (graph, shortcut) in zip(payloads, pairs, strict=True):
         assert shortcut == graph, text
-    by_text = dict(zip(payloads, pairs))
+    by_text = dict(zip(payloads, pairs, strict=True))
     assert by_text['/choose_session{"session_id":"12"}'][1]["entities"][0]["value"] == "12"
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 import i18n
@@ -83,7 +84,9 @@ class WeChatChat:
 
 
 async def test_question_eligibility_booking_in_chinese_over_wechat(stack):
-    t = lambda key, **v: i18n.t(key, "zh", **v)
+    def t(key, **v):
+        return i18n.t(key, "zh", **v)
+
     async with wechat_channel(stack) as (channel, api, users):
         chat = WeChatChat(channel, api, users, "oWx-booking-1")
         chat.log.append("(follows the account)")
@@ -204,8 +207,18 @@ async def test_staff_group_sees_a_wechat_handoff_and_its_reply_reaches_wechat(st
                                             for i in range(len(bot_api.texts(STAFF_CHAT_ID)))])
                        if "模块一的费用是多少？" in m["text"])
         # a staff member answers by replying to the relayed message
-        bot_api.push({"message": bot_api.message(STAFF_USER_ID, "您好，模块一的费用我稍后发给您。", chat_id=STAFF_CHAT_ID,
-                                                 chat_type="supergroup", reply_to=relayed, first_name="Wang")})
+        bot_api.push(
+            {
+                "message": bot_api.message(
+                    STAFF_USER_ID,
+                    "您好，模块一的费用我稍后发给您。",
+                    chat_id=STAFF_CHAT_ID,
+                    chat_type="supergroup",
+                    reply_to=relayed,
+                    first_name="Wang",
+                )
+            }
+        )
         await api.wait_for(lambda: "您好，模块一的费用我稍后发给您。" in api.texts(chat.openid), 20)
         bot_api.push({"message": bot_api.message(STAFF_USER_ID, "/resume", chat_id=STAFF_CHAT_ID,
                                                  chat_type="supergroup", reply_to=alert)})

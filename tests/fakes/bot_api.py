@@ -72,14 +72,16 @@ class FakeBotApi:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])])
-        config = uvicorn.Config(self._with_faults(app), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self._with_faults(app), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        if self._server:
+        if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
 
@@ -162,7 +164,7 @@ class FakeBotApi:
             self._new_update.clear()
             try:
                 await asyncio.wait_for(self._new_update.wait(), max(deadline - time.monotonic(), 0.01))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def api_sendMessage(self, params):
@@ -214,7 +216,11 @@ class FakeBotApi:
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": chat_id or user_id, "type": chat_type, **({"title": "Group"} if chat_type != "private" else {})},
+            "chat": {
+                "id": chat_id or user_id,
+                "type": chat_type,
+                **({"title": "Group"} if chat_type != "private" else {}),
+            },
             "from": self.user(user_id, language_code, first_name),
             **content,
         }
@@ -272,7 +278,9 @@ class FakeBotApi:
             if predicate():
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out; calls so far: {[(c.method, c.params.get('text', '')[:60]) for c in self.calls]}")
+        raise AssertionError(
+            f"timed out; calls so far: {[(c.method, c.params.get('text', '')[:60]) for c in self.calls]}"
+        )
 
     async def wait_sent(self, chat_id: int, count: int, timeout: float = 15.0) -> list[str]:
         await self.wait_for(lambda: len(self.sent(chat_id)) >= count, timeout)

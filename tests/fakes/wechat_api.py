@@ -170,7 +170,8 @@ class WeChatUsers:
             # WeChat's own envelope: only ToUserName and Encrypt; the signature goes in the query.
             import xmltodict
             parsed = xmltodict.parse(encrypted)["xml"]
-            body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{parsed['Encrypt']}]]></Encrypt></xml>"
+            body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+                    f"<Encrypt><![CDATA[{parsed['Encrypt']}]]></Encrypt></xml>")
             params.update(encrypt_type="aes", msg_signature=signature or parsed["MsgSignature"])
             return await self.client.post(self.url, params=params, content=body.encode())
         return await self.client.post(self.url, params=params, content=xml.encode())

@@ -4,10 +4,10 @@ Revision ID: 0004_console_sessions
 Revises: 0001
 Create Date: 2026-11-24 22:48:51.773028
 """
-from alembic import op
 import sqlalchemy as sa
-import store.models
+from alembic import op
 
+import store.models
 
 revision = '0004_console_sessions'
 down_revision = '0001'

@@ -4,10 +4,8 @@ Revision ID: 0005_session_venue_zh
 Revises: 0004_console_sessions
 Create Date: 2026-12-06 21:55:29.773669
 """
-from alembic import op
 import sqlalchemy as sa
-import store.models
-
+from alembic import op
 
 revision = '0005_session_venue_zh'
 down_revision = '0004_console_sessions'

@@ -4,10 +4,10 @@ Revision ID: 0006_staff_relay_messages
 Revises: 0005_session_venue_zh
 Create Date: 2026-12-06 23:00:00
 """
-from alembic import op
 import sqlalchemy as sa
-import store.models
+from alembic import op
 
+import store.models
 
 revision = '0006_staff_relay_messages'
 down_revision = '0005_session_venue_zh'
