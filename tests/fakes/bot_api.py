@@ -30,6 +30,10 @@ BOT_USERNAME = "score_test_bot"
 TOKEN = f"{BOT_ID}:TEST-token"
 # Telegram's update ids only grow for a bot; tests share a store, so ids are global here too.
 _UPDATE_IDS = itertools.count(int(time.time()) % 1_000_000 * 1000)
+# Telegram never reuses a message id in a chat, and the store remembers which staff-group
+# message belongs to which handoff: ids are global here too, or a later test's alert would
+# be found as an earlier test's (resolved) handoff.
+_MESSAGE_IDS = itertools.count(100)
 
 
 def free_port() -> int:
@@ -55,7 +59,7 @@ class FakeBotApi:
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         self._update_ids = _UPDATE_IDS
-        self._message_ids = message_ids if message_ids is not None else itertools.count(100)
+        self._message_ids = message_ids if message_ids is not None else _MESSAGE_IDS
         self._new_update = asyncio.Event()
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
