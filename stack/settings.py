@@ -12,7 +12,9 @@ RASA_PYTHON = ROOT / ".venvs" / "rasa" / "bin" / "python"
 APP_PYTHON = ROOT / ".venvs" / "app" / "bin" / "python"
 MODELS_DIR = ROOT / "models"
 MODEL_PATH = MODELS_DIR / "score.tar.gz"
-TRAINING_INPUTS = ["config.yml", "domain.yml", "nlu", "stories"]
+# What a trained model depends on: a changed NLU component or encoder pin retrains it too.
+TRAINING_INPUTS = ["config.yml", "domain.yml", "nlu", "stories", "rasa_extensions/sentence_features.py",
+                   "rasa_extensions/intent_classifier.py", "rasa_extensions/requirements.txt"]
 
 
 def _env(name: str, default: str) -> str:
