@@ -393,3 +393,16 @@ class ConsoleSession(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+# operations
+
+
+class StoreProbe(Base):
+    """One row per gateway health check that writes it: /health proves the store can take a
+    write (a read-only or full disk answers SELECT 1 and still fails every turn)."""
+
+    __tablename__ = "store_probes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
