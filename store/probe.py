@@ -22,6 +22,7 @@ def probe_write(db: Database, name: str = "gateway", timeout: float = 2.0) -> No
     with db.engine.connect() as conn:
         # On the driver's connection: through SQLAlchemy it would begin a transaction.
         driver = conn.connection.driver_connection
+        assert driver is not None  # a checked-out connection
         if db.is_sqlite:
             # Only for this check: turns keep their 30 s busy timeout (store/db.py).
             driver.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
