@@ -232,16 +232,19 @@ class ConversationService:
         intent: tuple[int, str, float | None] | None = None
         replies = [Reply(text=i18n.t("empty_message", language))]
         hold = Hold()
-        if text:
-            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived, hold)
-            # the turn latency metric: from the message's arrival, store and Rasa included
-            metrics.observe_turn(incoming.channel, language, time.monotonic() - arrived, answer.intent)
-            replies = answer.replies
-            if answer.intent and line_id is not None:
-                intent = (line_id, answer.intent, answer.confidence)
-        await self.record_replies(user, language, replies, incoming.chat_id, intent=intent,
-                                  release_held=hold.id)
-        self._held_ids.discard(hold.id or 0)
+        try:
+            if text:
+                answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived, hold)
+                # the turn latency metric: from the message's arrival, store and Rasa included
+                metrics.observe_turn(incoming.channel, language, time.monotonic() - arrived, answer.intent)
+                replies = answer.replies
+                if answer.intent and line_id is not None:
+                    intent = (line_id, answer.intent, answer.confidence)
+            await self.record_replies(user, language, replies, incoming.chat_id, intent=intent,
+                                      release_held=hold.id)
+        finally:
+            # Unanswered (the store failed): no longer touched, so taken over once stale.
+            self._held_ids.discard(hold.id or 0)
         return TurnResult(user=user, language=language, replies=replies)
 
     async def ask_rasa(self, user: UserView, language: str, text: str,
@@ -456,19 +459,22 @@ class ConversationService:
                 try:
                     await self._resume_one(row, send)
                 except Exception:
-                    # Left in the store, untouched: taken over again once it is stale.
                     logger.exception("could not answer the held message %d of %s", row.id, row.sender_id)
+                    try:  # not a message to try again every STALE_AFTER seconds: ask for it
+                        await self._resume_one(row, send, ask_again=True)
+                    except Exception:  # the store is failing: taken over again once stale
+                        logger.warning("held message %d of %s left for later", row.id, row.sender_id)
                 finally:
                     self._held_ids.discard(row.id)
 
-    async def _resume_one(self, row: HeldView, send: SendTo) -> None:
+    async def _resume_one(self, row: HeldView, send: SendTo, ask_again: bool = False) -> None:
         user = await self.in_thread(users.get_user, self.db, row.sender_id)
         received = row.received_at.timestamp()
         if user is None or user.paused:
             # Forgotten since, or staff have the conversation (they see the message in it).
             await self.in_thread(held.release_all, self.db, [row.id])
             return
-        if row.state == held.HELD and time.time() < received + self.hold_window:
+        if row.state == held.HELD and time.time() < received + self.hold_window and not ask_again:
             # The user was told to wait before the gateway went: no second notice.
             outage = self._outages.get(user.sender_id)
             if outage is None or outage.told_at > received:

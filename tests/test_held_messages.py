@@ -133,3 +133,18 @@ async def test_forgetting_a_user_drops_their_held_messages(any_db):
     await gateway_dies_holding(any_db, ["my phone is 123"], user="15")
     assert conversations.forget_user(any_db, "tg-15") is not None
     assert rows(any_db) == []
+
+
+async def test_a_held_message_that_fails_to_resume_is_asked_for_not_retried_forever(any_db):
+    await gateway_dies_holding(any_db, ["hello"], user="16")
+
+    class BrokenRasa(FlakyRasa):
+        async def send(self, sender, text, metadata=None, timeout=None):
+            raise RuntimeError("a bug")
+
+    service = ConversationService(any_db, BrokenRasa(), hold_window=60, durable=True)
+    outbox = Outbox()
+    await service.resume_held("telegram", outbox)
+    await until(lambda: outbox.sent)
+    assert outbox.sent == [(16, i18n.t("held_send_again", "en", text="hello"))]
+    assert rows(any_db) == [] and not service._held_ids
