@@ -24,6 +24,7 @@ from bot.rasa_client import RasaClient
 from bot.retry import RetryingRateLimiter
 from bot.settings import BotSettings
 from store import get_database
+from store.kinds import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ async def start_health_server(application: Application, settings: BotSettings, r
 def build_application(settings: BotSettings, db=None) -> Application:
     db = db or get_database()
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
-    service = ConversationService(db, rasa, settings.rasa_hold_window)
+    service = ConversationService(db, rasa, settings.rasa_hold_window, durable=True)
     handoff = None
     if settings.staff_chat_id is not None:
         from bot.handoff import HandoffRelay
@@ -116,11 +117,15 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.notifier import start_notifier
 
         start_notifier(application, service, settings, handoff)
+        # Messages held for Rasa by a gateway that died: answered now, or the user asked again.
+        await service.start_recovery(
+            Channel.TELEGRAM, lambda chat_id, replies: gateway.send_to(application.bot, chat_id, replies))
 
     async def post_shutdown(application: Application) -> None:
         from bot.notifier import stop_notifier
 
         await stop_notifier(application)
+        await service.stop_recovery()
         if "health_server" in application.bot_data:
             await application.bot_data.pop("health_server").stop()
         await rasa.close()

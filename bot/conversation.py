@@ -19,10 +19,18 @@ the message is kept (through `Incoming.notify`, at once when Rasa refuses the co
 after RASA_TIMEOUT when it is slow); after the window they are asked to send it again. A
 message is sent to Rasa again only when Rasa did not take it (RasaUnreachable), so none is
 handled twice.
+
+With `durable` (the Telegram gateway), a held message is also kept in the store (store.held)
+until its answer is recorded, so it outlives the gateway process: a gateway that starts takes
+over the messages of one that died (`start_recovery`), answers them in order while the window
+lasts and Rasa answers, and otherwise asks the user, once per message, to send it again. One
+that was on its way to Rasa when the gateway died may have been taken: it is not sent again
+(it could be answered twice); the user is asked to send it again.
 """
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,8 +39,9 @@ from dataclasses import dataclass, field, replace
 import i18n
 from bot import metrics
 from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, RasaUnreachable, Reply
-from store import conversations, users
+from store import conversations, held, users
 from store.db import Database
+from store.held import HeldView
 from store.users import UserView
 
 logger = logging.getLogger(__name__)
@@ -56,6 +65,14 @@ HOLD_WINDOW = 120.0
 # A message stamped (Telegram: whole seconds) up to this long before the notice was sent is
 # still one the user sent knowing the assistant was waiting.
 STAMP_SLACK = 1.0
+# A gateway touches the rows of the messages it holds this often; a row untouched for
+# STALE_AFTER seconds (its gateway is gone) is taken over by another; every RECOVER_EVERY
+# seconds a gateway looks for such rows.
+HEARTBEAT = 5.0
+STALE_AFTER = 30.0
+RECOVER_EVERY = 5.0
+# How a recovered answer reaches the user: (chat id, replies).
+SendTo = Callable[[int, list[Reply]], Awaitable[None]]
 
 
 @dataclass
@@ -92,6 +109,12 @@ class Outage:
     """What one user was told while Rasa was unreachable."""
     told_at: float  # the "please wait" notice
     ended_at: float | None = None  # they were asked to send a message again
+
+
+@dataclass
+class Hold:
+    """The store's row (store.held) of a message held for Rasa, once it has one."""
+    id: int | None = None
 
 
 class PerUserLocks:
@@ -137,10 +160,19 @@ class _Held:
 
 
 class ConversationService:
-    def __init__(self, db: Database, rasa: RasaClient, hold_window: float = HOLD_WINDOW) -> None:
+    def __init__(self, db: Database, rasa: RasaClient, hold_window: float = HOLD_WINDOW,
+                 durable: bool = False) -> None:
         self.db = db
         self.rasa = rasa
         self.hold_window = hold_window
+        # Held messages in the store too (see the module's docstring), as `holder`.
+        self.durable = durable
+        self.holder = held.new_holder()
+        self.heartbeat, self.stale_after, self.recover_every = HEARTBEAT, STALE_AFTER, RECOVER_EVERY
+        self._held_ids: set[int] = set()  # rows this process holds: touched by the heartbeat
+        self._heartbeat: asyncio.Task | None = None
+        self._recovery: asyncio.Task | None = None
+        self._resuming: set[asyncio.Task] = set()
         # After this long without an answer the user is told their message is kept (RASA_TIMEOUT).
         self.notice_after = getattr(rasa, "timeout", 0.0) or 4.5
         self._turns = PerUserLocks()  # one turn at a time per user, in arrival order
@@ -198,20 +230,28 @@ class ConversationService:
             return TurnResult(user=user, language=language, paused=True)
         text = incoming.text.strip()
         intent: tuple[int, str, float | None] | None = None
-        if not text:
-            replies = [Reply(text=i18n.t("empty_message", language))]
-        else:
-            answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived)
-            # the turn latency metric: from the message's arrival, store and Rasa included
-            metrics.observe_turn(incoming.channel, language, time.monotonic() - arrived, answer.intent)
-            replies = answer.replies
-            if answer.intent and line_id is not None:
-                intent = (line_id, answer.intent, answer.confidence)
-        await self.record_replies(user, language, replies, incoming.chat_id, intent=intent)
+        replies = [Reply(text=i18n.t("empty_message", language))]
+        hold = Hold()
+        try:
+            if text:
+                answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived, hold)
+                # the turn latency metric: from the message's arrival, store and Rasa included
+                metrics.observe_turn(incoming.channel, language, time.monotonic() - arrived, answer.intent)
+                replies = answer.replies
+                if answer.intent and line_id is not None:
+                    intent = (line_id, answer.intent, answer.confidence)
+            await self.record_replies(user, language, replies, incoming.chat_id, intent=intent,
+                                      release_held=hold.id)
+        finally:
+            # Unanswered (the store failed): no longer touched, so taken over once stale.
+            self._held_ids.discard(hold.id or 0)
         return TurnResult(user=user, language=language, replies=replies)
 
     async def ask_rasa(self, user: UserView, language: str, text: str,
-                       incoming: Incoming | None = None, arrived: float | None = None) -> RasaAnswer:
+                       incoming: Incoming | None = None, arrived: float | None = None,
+                       hold: Hold | None = None) -> RasaAnswer:
+        """Rasa's answer, holding the message while Rasa is unreachable. `hold`: the message's
+        row in the store is kept there (durable); the caller releases it with the answer."""
         incoming = incoming or Incoming("", "", text)
         arrived = arrived or time.monotonic()
         received = incoming.received_at or time.time()
@@ -235,8 +275,27 @@ class ConversationService:
                 notices.append(notice)
             await self.record_replies(user, language, [notice], incoming.chat_id)
 
+        async def keep(state: str) -> None:
+            """The message's row in the store: HELD (Rasa did not take it) or SENDING."""
+            if not self.durable or hold is None:
+                return
+            try:
+                if hold.id is None:
+                    hold.id = await self.in_thread(
+                        held.keep, self.db, self.holder, user.id, text,
+                        (incoming.shown_text or incoming.text)[:MAX_NLU_CHARS], language,
+                        dt.datetime.fromtimestamp(received, dt.UTC), incoming.chat_id, state)
+                    self._hold(hold.id)
+                else:
+                    await self.in_thread(held.mark, self.db, hold.id, state)
+            except Exception:  # the store is failing too: the message is still held in memory
+                logger.warning("could not keep the held message of %s in the store", user.sender_id,
+                               exc_info=True)
+
         pause = 0.5
         while True:
+            if hold is not None and hold.id is not None:
+                await keep(held.SENDING)  # if the gateway dies now, Rasa may have taken it
             # The language goes with the message: Rasa's gateway channel sets the slot from it.
             sending = asyncio.ensure_future(self.rasa.send(
                 user.sender_id, text, metadata={"language": language, "channel": "gateway"},
@@ -247,11 +306,13 @@ class ConversationService:
                 done, _ = await asyncio.wait(
                     {sending}, timeout=max(arrived + self.notice_after - time.monotonic(), 0.1))
                 if not done:  # slow: tell the user, and keep waiting for this answer
+                    await keep(held.SENDING)
                     await tell_waiting()
                 answer = await sending
                 break
             except RasaUnreachable:
                 # Rasa did not take the message: keep it until Rasa is back, then send it again.
+                await keep(held.HELD)
                 await tell_waiting()
                 if time.time() >= deadline or not await self._until_rasa_is_back(deadline):
                     return self._send_again(user, language, notices)
@@ -319,18 +380,116 @@ class ConversationService:
 
     async def record_replies(
         self, user: UserView, language: str, replies: list[Reply], chat_id: int | None,
-        intent: tuple[int, str, float | None] | None = None,
+        intent: tuple[int, str, float | None] | None = None, release_held: int | None = None,
     ) -> None:
-        """The answer's lines, and the intent Rasa gave the user's line, in one transaction."""
+        """The answer's lines, and the intent Rasa gave the user's line, in one transaction
+        (with the release of the held message they answer)."""
         texts = [
             (reply.text + ("\n" + " | ".join(f"[{b.title}]" for b in reply.buttons) if reply.buttons else "")).strip()
             for reply in replies
         ]
-        if texts or intent:
+        if texts or intent or release_held is not None:
             await self.in_thread(
                 conversations.record_lines, self.db, user.id, texts, chat_id=chat_id, language=language,
-                intent=intent,
+                intent=intent, release_held=release_held,
             )
+
+    # --- held messages that outlive the gateway (store.held) ------------------------------------
+
+    def _hold(self, held_id: int) -> None:
+        self._held_ids.add(held_id)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        """Touch the rows held here, so that no other gateway takes them over."""
+        while self._held_ids:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self.in_thread(held.touch, self.db, sorted(self._held_ids))
+            except Exception:
+                logger.warning("could not touch the held messages in the store", exc_info=True)
+
+    async def start_recovery(self, channel: str, send: SendTo) -> None:
+        """Take over what gateways that are gone held (now, then every RECOVER_EVERY seconds)."""
+        await self.resume_held(channel, send)
+
+        async def again() -> None:
+            while True:
+                await asyncio.sleep(self.recover_every)
+                try:
+                    await self.resume_held(channel, send)
+                except Exception:  # the store is failing: next round
+                    logger.warning("could not look for held messages", exc_info=True)
+
+        self._recovery = asyncio.get_running_loop().create_task(again())
+
+    async def stop_recovery(self) -> None:
+        for task in [self._recovery, self._heartbeat, *self._resuming]:
+            if task is not None:
+                task.cancel()
+        for task in [self._recovery, self._heartbeat, *self._resuming]:
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        # What is still held stays in the store: the next gateway takes it over.
+
+    async def resume_held(self, channel: str, send: SendTo) -> int:
+        """Take over held messages of `channel` whose gateway is gone and answer them, per user
+        in order (each user's turn lock is queued for at once, before their next message)."""
+        rows = await self.in_thread(held.take_over, self.db, channel, self.holder, self.stale_after,
+                                    sorted(self._held_ids))
+        by_user: dict[int, list[HeldView]] = {}
+        for row in rows:
+            self._hold(row.id)
+            by_user.setdefault(row.user_id, []).append(row)
+        for user_rows in by_user.values():
+            logger.warning("answering %d message(s) of %s held by a gateway that is gone",
+                           len(user_rows), user_rows[0].sender_id)
+            task = asyncio.get_running_loop().create_task(self._resume(user_rows, send))
+            self._resuming.add(task)
+            task.add_done_callback(self._resuming.discard)
+        return len(rows)
+
+    async def _resume(self, rows: list[HeldView], send: SendTo) -> None:
+        async with await self._turns((rows[0].channel, rows[0].external_id)):
+            for row in rows:
+                try:
+                    await self._resume_one(row, send)
+                except Exception:
+                    logger.exception("could not answer the held message %d of %s", row.id, row.sender_id)
+                    try:  # not a message to try again every STALE_AFTER seconds: ask for it
+                        await self._resume_one(row, send, ask_again=True)
+                    except Exception:  # the store is failing: taken over again once stale
+                        logger.warning("held message %d of %s left for later", row.id, row.sender_id)
+                finally:
+                    self._held_ids.discard(row.id)
+
+    async def _resume_one(self, row: HeldView, send: SendTo, ask_again: bool = False) -> None:
+        user = await self.in_thread(users.get_user, self.db, row.sender_id)
+        received = row.received_at.timestamp()
+        if user is None or user.paused:
+            # Forgotten since, or staff have the conversation (they see the message in it).
+            await self.in_thread(held.release_all, self.db, [row.id])
+            return
+        if row.state == held.HELD and time.time() < received + self.hold_window and not ask_again:
+            # The user was told to wait before the gateway went: no second notice.
+            outage = self._outages.get(user.sender_id)
+            if outage is None or outage.told_at > received:
+                self._outages[user.sender_id] = Outage(told_at=received)
+            incoming = Incoming(row.channel, row.external_id, row.text, chat_id=row.chat_id,
+                                shown_text=row.shown_text, received_at=received)
+            answer = await self.ask_rasa(user, row.language, row.text, incoming, hold=Hold(row.id))
+            replies = answer.replies
+        else:
+            # Past the window, or it may have reached Rasa: sending it again could answer it twice.
+            shown = row.shown_text if len(row.shown_text) <= 200 else row.shown_text[:199] + "…"
+            replies = [Reply(text=i18n.t("held_send_again", row.language, text=shown))]
+        await self.record_replies(user, row.language, replies, row.chat_id, release_held=row.id)
+        if row.chat_id is not None:
+            await send(row.chat_id, replies)
 
     def record_replies_sync(
         self, user_id: int, language: str, text: str, chat_id: int | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from telegram import Message, Update
+from telegram import Bot, Message, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -48,13 +48,16 @@ class Gateway:
         )
 
     async def send(self, update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply]) -> None:
-        chat_id = chat_id_of(update)
+        await self.send_to(context.bot, chat_id_of(update), replies)
+
+    async def send_to(self, bot: Bot, chat_id: int, replies: list[Reply]) -> None:
+        """Also outside an update: answers to messages held by a gateway that is gone."""
         for reply in replies:
             chunks = split_text(reply.text) or ([" "] if reply.buttons else [])
             markup = keyboard(reply.buttons, self.payloads)
             for index, chunk in enumerate(chunks):
                 last = index == len(chunks) - 1
-                await context.bot.send_message(chat_id, chunk, reply_markup=markup if last else None)
+                await bot.send_message(chat_id, chunk, reply_markup=markup if last else None)
 
     async def is_new(self, update: Update) -> bool:
         """Telegram may deliver an update twice (retries, a restart before the offset moved)."""

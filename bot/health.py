@@ -1,10 +1,12 @@
 """The gateway's small HTTP server for operators: /health and /metrics (HEALTH_PORT).
 
 /health checks, concurrently and each within HEALTH_TIMEOUT seconds, the four parts a turn
-needs: the Rasa server (/status), the action server (/health), the store (a query) and the
+needs: the Rasa server (/status), the action server (/health), the store (a write) and the
 Telegram Bot API (getMe, cached for a few seconds so a load balancer polling every second does
-not flood Telegram). JSON with each part up or down; 200 when all are up, 503 otherwise, so a
-load balancer or a `docker compose` healthcheck takes a gateway out when it cannot answer.
+not flood Telegram). The store is checked with a committed one-row write (store/probe.py): a
+read-only or full disk, or a read-only PostgreSQL, is down with the database's reason.
+JSON with each part up or down; 200 when all are up, 503 otherwise, so a load balancer
+or a `docker compose` healthcheck takes a gateway out when it cannot answer.
 It runs in the gateway's event loop, in polling and webhook mode alike.
 """
 from __future__ import annotations
@@ -19,10 +21,13 @@ from typing import TYPE_CHECKING
 import httpx
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from store.probe import probe_write, sqlite_disk_problem
 
 if TYPE_CHECKING:  # annotations only: the health server is given these by bot.app
     from telegram import Bot
@@ -43,6 +48,7 @@ class HealthChecks:
     bot: Bot | None  # None in the local chat
     timeout: float = 2.0
     _bot_api: tuple[float, bool, str] = field(default=(0.0, False, ""), repr=False)
+    _store_probe: asyncio.Future | None = field(default=None, repr=False)
 
     async def check_rasa(self) -> tuple[bool, str]:
         return (True, "") if await self.rasa.status() else (False, "no answer to /status")
@@ -53,7 +59,17 @@ class HealthChecks:
         return response.status_code == 200, f"HTTP {response.status_code}"
 
     async def check_store(self) -> tuple[bool, str]:
-        await asyncio.to_thread(self.db.ping)
+        # One probe at a time: a store slower than the check's timeout is reported down while
+        # its probe finishes, instead of a blocked thread per poll of the load balancer.
+        if self._store_probe is None or self._store_probe.done():
+            self._store_probe = asyncio.ensure_future(
+                asyncio.to_thread(probe_write, self.db, "gateway", self.timeout))
+        try:
+            await asyncio.shield(self._store_probe)
+        except (OperationalError, InterfaceError, DBAPIError) as error:
+            cause = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
+            disk = await asyncio.to_thread(sqlite_disk_problem, self.db)
+            return False, f"cannot write: {cause}" + (f" ({disk})" if disk else "")
         return True, ""
 
     async def check_bot_api(self) -> tuple[bool, str]:

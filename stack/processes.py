@@ -30,12 +30,14 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def check_ports(settings: StackSettings) -> None:
-    for name, port, variable in (
-        ("Rasa server", settings.rasa_port, "RASA_PORT"),
-        ("action server", settings.action_port, "ACTION_PORT"),
-    ):
-        if not port_is_free("127.0.0.1", port):
+def check_ports(settings: StackSettings, gateway: bool = True) -> None:
+    """The ports the stack listens on are free (`gateway`: the gateway's health port too)."""
+    ports = [("Rasa server", "127.0.0.1", settings.rasa_port, "RASA_PORT"),
+             ("action server", "127.0.0.1", settings.action_port, "ACTION_PORT")]
+    if gateway and settings.health_port:
+        ports.append(("gateway's /health", settings.health_listen, settings.health_port, "HEALTH_PORT"))
+    for name, host, port, variable in ports:
+        if not port_is_free(host, port):
             raise StackError(
                 f"port {port} for the {name} is busy: is the assistant already running? "
                 f"Stop it, or set {variable} to another port."
@@ -106,9 +108,19 @@ def _start(name: str, argv: list[str], env: dict[str, str], settings: StackSetti
     return Server(name, process, log_path)
 
 
+def gateway_env(settings: StackSettings) -> dict[str, str]:
+    """The gateway serves /health and /metrics by default (HEALTH_PORT=0: off), and its health
+    check finds this stack's action server."""
+    env = app_env(settings)
+    env["HEALTH_PORT"] = str(settings.health_port)
+    env["HEALTH_LISTEN"] = settings.health_listen
+    env.setdefault("ACTION_URL", f"http://127.0.0.1:{settings.action_port}")
+    return env
+
+
 def start_gateway(settings: StackSettings) -> Server:
     """The gateway (Telegram, or the local chat) in this terminal."""
-    process = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=app_env(settings))
+    process = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=gateway_env(settings))
     return Server("gateway", process, None, own_group=False)
 
 

@@ -53,7 +53,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        processes.check_ports(settings)
+        processes.check_ports(settings, gateway=not args.headless)
         train(settings.model_path)
         processes.prepare_store(settings)
         print("==> starting the action server and the Rasa server (loading the model takes ~30 s)", flush=True)
@@ -71,6 +71,9 @@ def main() -> None:
                 print(f"==> web chat: http://{host}:{processes.webchat_port()}/demo", flush=True)
             # The gateway's /quit (local chat) exits with 0 and stops the stack; a crash restarts it.
             supervisor.add("gateway", lambda: processes.start_gateway(settings), clean_exit_stops=True)
+            if settings.health_port:
+                print(f"==> gateway health: http://{settings.health_listen}:{settings.health_port}/health"
+                      " and /metrics (HEALTH_PORT=0: off)", flush=True)
             if processes.wechat_configured():
                 print(f"==> WeChat channel on (log: {settings.run_dir / 'logs' / 'wechat.log'})", flush=True)
                 supervisor.add("WeChat channel", lambda: processes.start_wechat(settings))

@@ -13,6 +13,8 @@ APP_PYTHON = ROOT / ".venvs" / "app" / "bin" / "python"
 MODELS_DIR = ROOT / "models"
 MODEL_PATH = MODELS_DIR / "score.tar.gz"
 # What a trained model depends on: a changed NLU component or encoder pin retrains it too.
+# The gateway's /health and /metrics when run by the launcher (not WECHAT_PORT's 8081).
+HEALTH_PORT = 8082
 TRAINING_INPUTS = ["config.yml", "domain.yml", "nlu", "stories", "rasa_extensions/sentence_features.py",
                    "rasa_extensions/intent_classifier.py", "rasa_extensions/requirements.txt"]
 
@@ -43,6 +45,10 @@ class StackSettings:
     lock_store_prefix: str = field(default_factory=lambda: _env("LOCK_STORE_PREFIX", "score"))
     rasa_workers: int = field(default_factory=lambda: int(_env("RASA_WORKERS", "1")))
     model_path: Path = field(default_factory=lambda: Path(_env("RASA_MODEL", str(MODEL_PATH))))
+    # The gateway's /health and /metrics (bot/health.py) on HEALTH_LISTEN (loopback by
+    # default); HEALTH_PORT=0 turns them off.
+    health_port: int = field(default_factory=lambda: int(_env("HEALTH_PORT", str(HEALTH_PORT))))
+    health_listen: str = field(default_factory=lambda: _env("HEALTH_LISTEN", "127.0.0.1"))
 
     @property
     def run_dir(self) -> Path:

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import held
 from store.db import Database, rowcount
 from store.kinds import WaitlistStatus
 from store.models import (
@@ -59,11 +60,14 @@ def start_turn(
 def record_lines(
     db: Database, user_id: int, texts: list[str], *, direction: str = "out", chat_id: int | None = None,
     language: str | None = None, staff_name: str | None = None,
-    intent: tuple[int, str, float | None] | None = None,
+    intent: tuple[int, str, float | None] | None = None, release_held: int | None = None,
 ) -> None:
     """Several lines of one turn (a bot answer may be several messages), in one transaction;
-    `intent` = (line id, intent, confidence): what Rasa understood of the user's line."""
+    `intent` = (line id, intent, confidence): what Rasa understood of the user's line;
+    `release_held`: the held message (store.held) these lines answer."""
     with db.session() as session:
+        if release_held is not None:
+            held.release(session, release_held)
         session.add_all(
             TranscriptLine(user_id=user_id, chat_id=chat_id, direction=direction, text=text,
                            language=language, staff_name=staff_name)

@@ -393,3 +393,36 @@ class ConsoleSession(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+# operations
+
+
+class HeldMessage(Base):
+    """A user message the gateway holds while Rasa is unreachable (bot/conversation.py), kept
+    here so that it survives the gateway: a restarted gateway answers it, or asks the user to
+    send it again. The row goes in the transaction that records the answer."""
+
+    __tablename__ = "held_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # arrival order
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)  # what goes to Rasa (a button's payload)
+    shown_text: Mapped[str] = mapped_column(Text)  # what the user typed or pressed
+    language: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[dt.datetime] = mapped_column()  # the hold window counts from here
+    # held: Rasa did not take it (sending it again is safe); sending: it may have (ask instead)
+    state: Mapped[str] = mapped_column(String(16))
+    holder: Mapped[str] = mapped_column(String(160))  # host:pid:run of the gateway holding it
+    touched_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # its heartbeat
+
+
+class StoreProbe(Base):
+    """One row per gateway health check that writes it: /health proves the store can take a
+    write (a read-only or full disk answers SELECT 1 and still fails every turn)."""
+
+    __tablename__ = "store_probes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

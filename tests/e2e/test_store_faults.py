@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import i18n
 from store.db import Database
 from tests.e2e.gateways import running_gateway
+from tests.fakes.bot_api import free_port
 
 
 @pytest.fixture
@@ -132,3 +134,41 @@ async def test_full_then_read_only_disk(stack, small_disk: Path, caplog) -> None
     finally:
         db.dispose()
     assert os.path.exists(path)
+
+
+async def store_health(url: str) -> tuple[int, dict]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{url}/health")
+    return response.status_code, response.json()["parts"]["store"]
+
+
+async def test_health_says_the_store_is_down_on_a_full_or_read_only_disk(stack, small_disk: Path) -> None:
+    """SELECT 1 answers on such a disk while every turn fails: /health must not say up."""
+    path = small_disk / "assistant.db"
+    db = Database(f"sqlite:///{path}")
+    db.create_all()
+    port = free_port()
+    try:
+        async with running_gateway(stack, db, health_port=port) as gateway:
+            url = f"http://127.0.0.1:{port}"
+            assert await store_health(url) == (200, {"up": True})
+
+            truncate_wal(path)
+            filler = fill(small_disk)
+            status, store = await store_health(url)
+            assert status == 503 and store["up"] is False, store
+            assert "full" in store["detail"], store  # "database or disk is full"
+            filler.unlink()
+            assert await store_health(url) == (200, {"up": True})
+
+            remount(small_disk, "ro", db)
+            try:
+                status, store = await store_health(url)
+                assert status == 503 and store["up"] is False, store
+                assert "cannot write" in store["detail"] and "read-only" in store["detail"], store
+            finally:
+                remount(small_disk, "rw")
+            assert await store_health(url) == (200, {"up": True})
+            assert gateway.application.running
+    finally:
+        db.dispose()
