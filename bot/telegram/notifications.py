@@ -24,7 +24,7 @@ TELEGRAM_CHANNELS = (Channel.TELEGRAM, Channel.LOCAL, Channel.REST)
 def telegram_deliver(application: Application) -> Deliver:
     async def deliver(user: UserView, text: str, buttons: list[Button]) -> bool:
         if user.chat_id is None:
-            return True  # a local-chat user: the local chat prints its own notifications
+            return True  # a terminal-chat user: nothing to write to (the terminal chat has no notifier)
         gateway = application.bot_data["gateway"]
         markup = keyboard(buttons, gateway.payloads)
         try:
