@@ -1,5 +1,7 @@
 """Sends Notification rows from the store: reminders, waitlist promotions, staff replies,
-handoff alerts. Runs in every gateway; the store's claim makes each row go out once."""
+handoff alerts. Every channel's process runs one for its own users' rows, with its own `deliver`
+(bot/telegram/notifications.py, bot/wechat/, bot/webchat/); the store's claim makes each row go
+out once."""
 from __future__ import annotations
 
 import asyncio
@@ -9,23 +11,14 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import Forbidden, TelegramError
-from telegram.ext import Application
-
 from bot import store_faults
 from bot.conversation import ConversationService
 from bot.rasa_client import Button
-from bot.rendering import split_text
 from store import notifications, users
-from store.kinds import Channel, NotificationKind
+from store.kinds import NotificationKind
 from store.users import UserView
 
 logger = logging.getLogger(__name__)
-
-
-# The users whose notifications the Telegram gateway sends (WeChat and the web chat send their own).
-TELEGRAM_CHANNELS = (Channel.TELEGRAM, Channel.LOCAL, Channel.REST)
 
 # deliver(user, text, buttons) sends a text to a user; returns False if it can't (blocked bot).
 Deliver = Callable[[UserView, str, list[Button]], Awaitable[bool]]
@@ -100,49 +93,3 @@ class Notifier:
             except TimeoutError:
                 pass
             self.wake.clear()
-
-
-def telegram_deliver(application: Application) -> Deliver:
-    async def deliver(user: UserView, text: str, buttons: list[Button]) -> bool:
-        if user.chat_id is None:
-            return True  # a local-chat user: the local chat prints its own notifications
-        gateway = application.bot_data["gateway"]
-        markup = None
-        if buttons:
-            markup = InlineKeyboardMarkup(
-                [[InlineKeyboardButton(b.title, callback_data=gateway.payloads.encode(b.payload))] for b in buttons]
-            )
-        try:
-            chunks = split_text(text)
-            for index, chunk in enumerate(chunks):
-                await application.bot.send_message(
-                    user.chat_id, chunk, reply_markup=markup if index == len(chunks) - 1 else None
-                )
-        except Forbidden:
-            logger.info("user %s blocked the bot; notification dropped", user.id)
-            return True
-        except TelegramError as error:
-            logger.warning("notification to %s not sent: %s", user.id, error)
-            return False
-        return True
-
-    return deliver
-
-
-def start_notifier(application: Application, service: ConversationService, settings, handoff) -> None:
-    notifier = Notifier(service, telegram_deliver(application), handoff, settings.notification_interval,
-                        channels=TELEGRAM_CHANNELS)
-    application.bot_data["notifier"] = notifier
-    if handoff:
-        handoff.notifier = notifier
-    application.bot_data["notifier_task"] = asyncio.create_task(notifier.loop())
-
-
-async def stop_notifier(application: Application) -> None:
-    task = application.bot_data.get("notifier_task")
-    if task:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass

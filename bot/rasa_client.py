@@ -2,6 +2,7 @@
 the language goes as metadata, the intent comes back with the answer), the HTTP API for /forget."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -160,3 +161,13 @@ class RasaClient:
             response.raise_for_status()
         except httpx.HTTPError as error:
             raise RasaUnavailable(str(error)) from error
+
+
+async def wait_for_rasa(rasa: RasaClient, timeout: float = 300.0) -> None:
+    """Take no input before Rasa answers /status (it may still be loading the model)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await rasa.status():
+        if loop.time() > deadline:
+            raise SystemExit(f"error: the Rasa server at {rasa.base_url} did not come up in {timeout:.0f} s")
+        await asyncio.sleep(0.5)

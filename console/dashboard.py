@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.kinds import BookingStatus, HandoffStatus
-from store.models import Booking, Enquiry, Handoff, TranscriptLine, utcnow
+from store.kinds import BookingStatus, Channel, HandoffStatus
+from store.models import Booking, Enquiry, Handoff, TranscriptLine, User, utcnow
 
 FAILED_INTENTS = ("nlu_fallback", "out_of_scope")
 CLAIM_BUCKETS = (
@@ -21,6 +21,18 @@ CLAIM_BUCKETS = (
     ("1–4 h", 4 * 3600),
     ("> 4 h", None),
 )
+
+
+@dataclass(frozen=True)
+class ChannelFigures:
+    """One channel's figures over the period (users.channel: telegram, wechat, web, ...)."""
+
+    channel: str
+    conversations: int  # people who wrote
+    messages_in: int
+    enquiries: int
+    handoffs: int
+    bookings: int  # confirmed
 
 
 @dataclass
@@ -37,6 +49,7 @@ class Dashboard:
     failed_count: int
     messages_in: int
     failed_recent: list[TranscriptLine] = field(default_factory=list)
+    by_channel: list[ChannelFigures] = field(default_factory=list)
 
     @property
     def median_claim(self) -> float | None:
@@ -162,6 +175,7 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
         )
     )
     return Dashboard(
+        by_channel=channel_figures(session, start),
         days=day_list,
         conversations_per_day=conversations,
         enquiries_per_day=enquiries,
@@ -176,3 +190,44 @@ def build(session: Session, tz: ZoneInfo, days: int = 30, now: dt.datetime | Non
         failed_recent=failed_recent,
     )
 
+
+def channel_figures(session: Session, start: dt.datetime) -> list[ChannelFigures]:
+    """Per channel since `start`: every channel the project has, then any other found in the
+    store; a channel with nothing in the period shows zeros (it is on, nobody wrote)."""
+    def count_by_channel(query) -> dict[str, int]:
+        return {channel: n for channel, n in session.execute(query)}
+
+    people = count_by_channel(
+        select(User.channel, func.count(func.distinct(TranscriptLine.user_id)))
+        .join(User, User.id == TranscriptLine.user_id)
+        .where(TranscriptLine.direction == "in", TranscriptLine.created_at >= start)
+        .group_by(User.channel)
+    )
+    messages = count_by_channel(
+        select(User.channel, func.count())
+        .select_from(TranscriptLine).join(User, User.id == TranscriptLine.user_id)
+        .where(TranscriptLine.direction == "in", TranscriptLine.created_at >= start)
+        .group_by(User.channel)
+    )
+    enquiries = count_by_channel(
+        select(User.channel, func.count()).select_from(Enquiry).join(User, User.id == Enquiry.user_id)
+        .where(Enquiry.created_at >= start).group_by(User.channel)
+    )
+    handoffs = count_by_channel(
+        select(User.channel, func.count()).select_from(Handoff).join(User, User.id == Handoff.user_id)
+        .where(Handoff.created_at >= start).group_by(User.channel)
+    )
+    bookings = count_by_channel(
+        select(User.channel, func.count()).select_from(Booking).join(User, User.id == Booking.user_id)
+        .where(Booking.status == BookingStatus.CONFIRMED, Booking.created_at >= start)
+        .group_by(User.channel)
+    )
+    # The channels people write on first; REST clients (scripts, benchmarks) only when they wrote.
+    shown = [Channel.TELEGRAM, Channel.WECHAT, Channel.WEB, Channel.LOCAL]
+    found = set(people) | set(handoffs) | set(enquiries) | set(bookings)
+    channels = [str(c) for c in shown] + sorted(found - {str(c) for c in shown})
+    return [
+        ChannelFigures(channel, people.get(channel, 0), messages.get(channel, 0), enquiries.get(channel, 0),
+                       handoffs.get(channel, 0), bookings.get(channel, 0))
+        for channel in channels
+    ]

@@ -18,7 +18,7 @@ from store.models import Booking, Enquiry, TranscriptLine, User
 
 MAX_CONVERSATIONS = 5000
 CSV_FIELDS = (
-    "conversation", "user_name", "username", "telegram_id", "time_utc", "direction",
+    "conversation", "channel", "user_name", "username", "external_id", "time_utc", "direction",
     "language", "intent", "confidence", "staff_name", "text",
 )
 
@@ -26,9 +26,10 @@ CSV_FIELDS = (
 @dataclass(frozen=True)
 class ExportLine:
     conversation: str
+    channel: str  # users.channel: telegram, wechat, web, local, rest
     user_name: str
     username: str
-    telegram_id: str
+    external_id: str  # the channel's own id: Telegram user id, WeChat openid, web visitor id
     time_utc: str
     direction: str
     language: str
@@ -82,17 +83,18 @@ def collect(
         for line in lines:
             if redact is None:
                 conv, name = user.sender_id, user.display_name or ""
-                username, tg_id, text = user.username or "", user.external_id, line.text
+                username, external_id, text = user.username or "", user.external_id, line.text
             else:
                 # A stable pseudonym per export keeps lines of one conversation together.
-                conv, name, username, tg_id = f"conversation-{n}", "", "", ""
+                conv, name, username, external_id = f"conversation-{n}", "", "", ""
                 text = redact(line.text)
             out.append(
                 ExportLine(
                     conversation=conv,
+                    channel=user.channel,
                     user_name=name,
                     username=username,
-                    telegram_id=tg_id,
+                    external_id=external_id,
                     time_utc=line.created_at.isoformat(timespec="seconds"),
                     direction=line.direction,
                     language=line.language or "",
@@ -130,9 +132,10 @@ def to_json(lines: Iterable[ExportLine], *, redacted: bool) -> str:
             line.conversation,
             {
                 "conversation": line.conversation,
+                "channel": line.channel,
                 "user_name": line.user_name or None,
                 "username": line.username or None,
-                "telegram_id": line.telegram_id or None,
+                "external_id": line.external_id or None,
                 "lines": [],
             },
         )

@@ -174,6 +174,8 @@ def test_staff_workflow_in_the_browser(console_server, browser_page, tmp_path):
     # The dashboard.
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    expect(page.locator("svg.chart")).to_have_count(5)
+    expect(page.locator("svg.chart")).to_have_count(6)
+    expect(page.locator('svg[aria-label="By channel"]')).to_contain_text("telegram")
+    expect(page.get_by_role("table", name="Figures by channel")).to_contain_text("wechat")
     expect(page.locator('svg[aria-label="Booking funnel"]')).to_contain_text("Booked")
     page.screenshot(path=str(DOCS / "console-dashboard.png"), full_page=True)

@@ -102,8 +102,8 @@ def test_full_export_is_for_admins_and_audited(demo):
     data = json.loads(response.text)
     assert data["redacted"] is False
     conv = data["conversations"][0]
-    assert (conv["user_name"], conv["username"], conv["telegram_id"]) == \
-        ("Chen Jing", "chenjing_ops", "5550009999")
+    assert (conv["channel"], conv["user_name"], conv["username"], conv["external_id"]) == \
+        ("telegram", "Chen Jing", "chenjing_ops", "5550009999")
     assert any("+86 139 1234 5678" in line["text"] for line in conv["lines"])
     csv_body = admin.get("/admin/export/transcripts.csv").text
     assert "Chen Jing" in csv_body
@@ -153,7 +153,7 @@ def test_dashboard_figures(demo):
     db, ids = demo
     client = client_for(db, "anna")
     page = client.get("/dashboard").text
-    assert page.count("<svg") == 5
+    assert page.count("<svg") == 6  # five figures and the channels
     # Funnel: 9 people wrote, 5 did a check, 4 of them booked.
     funnel = page[page.index('aria-label="Booking funnel"'):]
     funnel = funnel[:funnel.index("</svg>")]
@@ -242,3 +242,42 @@ def test_create_user_command(monkeypatch, tmp_path, capsys):
         users = s.execute(select(StaffUser.username, StaffUser.role)).all()
         stored = s.scalar(select(StaffUser.password_hash))
     assert users == [("first.admin", "admin")] and stored.startswith("$argon2id$")
+
+
+def test_channels_in_dashboard_queue_and_export(demo):
+    """Users of WeChat and the web chat beside the demo's Telegram users: the dashboard counts
+    each channel, the queue and the transcript export say which channel a conversation is on."""
+    from store import conversations, handoff as handoffs
+
+    db, ids = demo
+    for channel, external, texts in (("wechat", "oWx-dash-1", ["SCORE是什么？", "费用多少？"]),
+                                     ("wechat", "oWx-dash-2", ["你好"]),
+                                     ("web", "3f0c2a9e-5b1d-4c7e-9a8b-0123456789ab", ["what is SCORE"])):
+        for text in texts:
+            user, _ = conversations.start_turn(db, channel, external, text, lambda current, chosen: "zh")
+    handoffs.start_handoff(db, "wx-oWx-dash-1", "asked", "zh")
+    client = client_for(db, "anna")
+
+    page = client.get("/dashboard").text
+    table = page[page.index('aria-label="Figures by channel"'):]
+    table = table[:table.index("</table>")]
+    rows = {cells[0]: cells[1:] for cells in (
+        re.findall(r'<td[^>]*>(?:<span[^>]*>)?([^<]*)', row) for row in table.split("<tr>")[2:])}
+    # people, messages, checks, handoffs, bookings
+    assert rows["wechat"] == ["2", "3", "0", "1", "0"]
+    assert rows["web"] == ["1", "1", "0", "0", "0"]
+    assert rows["telegram"][0] == "9" and rows["telegram"][4] != "0"  # the demo's users, who booked
+    chart = page[page.index('aria-label="By channel"'):]
+    assert "wechat · Handoffs: 1" in chart[:chart.index("</svg>")]
+
+    queue = client.get("/queue?status=waiting").text
+    row = queue[queue.index("wx-oWx-dash-1"):]
+    assert 'badge-channel">wechat<' in row[:row.index("</tr>")]
+    assert queue.count('badge-channel">telegram<') == 3  # the demo's waiting handoffs
+
+    export = json.loads(client.get("/export/transcripts.json").text)
+    assert sorted({c["channel"] for c in export["conversations"]}) == ["telegram", "web", "wechat"]
+    assert all(c["external_id"] is None for c in export["conversations"])  # redacted
+    csv_rows = list(csv.DictReader(io.StringIO(client.get("/export/transcripts.csv").text.lstrip("\ufeff"))))
+    assert {r["channel"] for r in csv_rows} == {"telegram", "web", "wechat"}
+    assert "oWx-dash" not in client.get("/export/transcripts.csv").text

@@ -14,9 +14,9 @@ from hypothesis import given, settings, strategies as st
 
 import i18n
 from bot.conversation import ConversationService, Incoming
-from bot.processor import ChatRateLimit
 from bot.rasa_client import RasaClient
-from bot.rendering import CALLBACK_LIMIT, CallbackPayloads, split_text
+from bot.ratelimit import ChatRateLimit
+from bot.telegram.rendering import CALLBACK_LIMIT, CallbackPayloads, split_text
 from stack.processes import StackError, check_ports
 from stack.settings import StackSettings
 from tests.fakes.bot_api import FakeBotApi, free_port

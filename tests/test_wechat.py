@@ -10,8 +10,8 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 import i18n
 from bot.conversation import ConversationService
-from bot.notifier import TELEGRAM_CHANNELS
 from bot.rasa_client import Button, RasaClient, Reply
+from bot.telegram.notifications import TELEGRAM_CHANNELS
 from bot.wechat.api import WeChatApi
 from bot.wechat.rendering import Menus, split_text, to_messages
 from bot.wechat.server import WeChatChannel

@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from bot.app import wait_for_rasa
 from bot.conversation import ConversationService
 from bot.notifier import Notifier
-from bot.rasa_client import RasaClient
+from bot.rasa_client import RasaClient, wait_for_rasa
 from bot.settings import BotSettings
 from bot.wechat.api import WeChatApi
 from bot.wechat.server import CHANNEL, WeChatChannel

@@ -13,6 +13,7 @@ from typing import Any
 
 import i18n
 from bot.rasa_client import Button, Reply
+from bot.text import split_text as text_parts, utf8_bytes
 
 TEXT_LIMIT = 2048  # bytes per text message
 MENU_LIMIT = 1024  # head_content we put above a menu; longer text goes in a text message first
@@ -20,49 +21,8 @@ MENU_ITEMS = 10    # more buttons than this are listed as numbers only
 MENU_BASE = 100    # menu item id = menu number * MENU_BASE + item number
 
 
-def _bytes(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Cut on paragraphs, then lines, then spaces, then characters; each part ≤ `limit` bytes."""
-    text = text.strip()
-    if not text:
-        return []
-    parts: list[str] = []
-    current = ""
-    for separator, pieces in (("\n\n", text.split("\n\n")),):
-        for piece in pieces:
-            candidate = f"{current}{separator}{piece}" if current else piece
-            if _bytes(candidate) <= limit:
-                current = candidate
-                continue
-            if current:
-                parts.append(current)
-            current = ""
-            for chunk in _cut(piece, limit):
-                if _bytes(chunk) == 0:
-                    continue
-                if current:
-                    parts.append(current)
-                current = chunk
-    if current:
-        parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _cut(piece: str, limit: int) -> list[str]:
-    chunks: list[str] = []
-    while _bytes(piece) > limit:
-        # the longest prefix within the limit, by characters
-        end = len(piece.encode("utf-8")[:limit].decode("utf-8", "ignore"))
-        cut = max(piece.rfind("\n", 0, end), piece.rfind(" ", 0, end))
-        if cut < end // 2:
-            cut = end  # one long word, or Chinese without spaces: cut between characters
-        chunks.append(piece[:cut])
-        piece = piece[cut:].lstrip("\n ")
-    chunks.append(piece)
-    return chunks
+    return text_parts(text, limit, utf8_bytes)
 
 
 @dataclass
@@ -136,7 +96,7 @@ def to_messages(user: str, replies: list[Reply], menus: Menus, mode: str = "menu
         menu = menus.offer(user, reply.buttons)
         numbered = [f"{i}. {b.title}" for i, b in enumerate(reply.buttons, 1)]
         if mode == "menu" and len(reply.buttons) <= MENU_ITEMS:
-            head = chunks.pop() if chunks and _bytes(chunks[-1]) <= MENU_LIMIT else ""
+            head = chunks.pop() if chunks and utf8_bytes(chunks[-1]) <= MENU_LIMIT else ""
             for chunk in chunks:
                 text(chunk)
             messages.append({"touser": user, "msgtype": "msgmenu", "msgmenu": {

@@ -31,8 +31,8 @@ from wechatpy.utils import check_signature
 import i18n
 from bot import store_faults
 from bot.conversation import ConversationService, Incoming, PerUserLocks, TurnResult
-from bot.processor import ChatRateLimit
 from bot.rasa_client import Button, Reply
+from bot.ratelimit import ChatRateLimit
 from bot.wechat.api import WeChatApi, WeChatApiError
 from bot.wechat.rendering import Menus, to_messages
 from bot.wechat.settings import WeChatSettings

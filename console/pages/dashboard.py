@@ -33,6 +33,14 @@ def show(ctx: Ctx) -> Response:
         "claim": charts.hbars(d.claim_buckets, title="Time to claim", width=HALF,
                               label_width=100),
         "topics": charts.hbars(d.topics, title="Top topics", width=HALF, label_width=170),
+        "channels": charts.columns(
+            [row.channel for row in d.by_channel],
+            [charts.Series("People who wrote", [row.conversations for row in d.by_channel]),
+             charts.Series("Eligibility checks", [row.enquiries for row in d.by_channel]),
+             charts.Series("Handoffs", [row.handoffs for row in d.by_channel]),
+             charts.Series("Bookings", [row.bookings for row in d.by_channel])],
+            title="By channel", width=HALF, height=240,
+        ),
     }
     return ctx.render(
         "dashboard.html", {"d": d, "figures": figures, "days": days, "ranges": RANGES}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_application
 from bot.settings import BotSettings
+from bot.telegram.app import build_application
 from stack import processes
 from stack.settings import MODEL_PATH, StackSettings
 from stack.train import is_current, train

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from bot.app import build_application
 from bot.settings import BotSettings
+from bot.telegram.app import build_application
 from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_USER_ID, Gateway
 from tests.fakes.bot_api import TOKEN, FakeBotApi
 

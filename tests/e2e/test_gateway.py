@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 import i18n
-from bot.app import COMMANDS
+from bot.telegram.app import COMMANDS
 from store import notifications
 from store.models import TranscriptLine, User
 from tests.fakes.bot_api import BOT_USERNAME

@@ -6,8 +6,8 @@ import time
 import httpx
 
 import i18n
-from bot.app import build_application
 from bot.settings import BotSettings
+from bot.telegram.app import build_application
 from tests.fakes.bot_api import TOKEN, FakeBotApi, free_port
 
 

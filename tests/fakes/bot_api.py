@@ -58,6 +58,8 @@ class FakeBotApi:
         self.port = free_port()
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
+        self.repeats: list[dict[str, Any]] = []  # delivered again by the next getUpdates (repeat())
+        self.confirmed = 0  # the highest offset a getUpdates confirmed: Telegram forgets updates below it
         self._update_ids = _UPDATE_IDS
         self._message_ids = message_ids if message_ids is not None else _MESSAGE_IDS
         self._new_update = asyncio.Event()
@@ -159,10 +161,14 @@ class FakeBotApi:
                 "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
 
     async def api_getUpdates(self, params):
-        offset = int(params.get("offset") or 0)
+        # A confirmed update is gone for good, even if a client asks from an older offset (as
+        # it does after getting a repeated update).
+        self.confirmed = offset = max(int(params.get("offset") or 0), self.confirmed)
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), 1.0)
         while True:
             pending = [u for u in self.updates if u["update_id"] >= offset]
+            if self.repeats:
+                pending, self.repeats = [*self.repeats, *pending], []
             if pending or time.monotonic() >= deadline:
                 return pending[: int(params.get("limit") or 100)]
             self._new_update.clear()
@@ -205,9 +211,10 @@ class FakeBotApi:
         return update["update_id"]
 
     def repeat(self, update_id: int) -> None:
-        """Deliver an update again, as Telegram does after a timeout or a restart."""
+        """Deliver an update again, its offset confirmed or not, as Telegram does when the
+        confirming getUpdates did not reach it (a dropped connection, a restart)."""
         original = next(u for u in self.updates if u["update_id"] == update_id)
-        self.updates.append(dict(original))
+        self.repeats.append(dict(original))
         self._new_update.set()
 
     @staticmethod

@@ -14,9 +14,10 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 import i18n
 from bot.conversation import ConversationService, Incoming, TurnResult
-from bot.notifier import TELEGRAM_CHANNELS, Notifier
+from bot.notifier import Notifier
 from bot.settings import BotSettings
-from bot.updates import message_of, query_of
+from bot.telegram.notifications import TELEGRAM_CHANNELS
+from bot.telegram.updates import message_of, query_of
 from store import conversations, handoff as handoffs, users
 from store.kinds import HandoffStatus
 

@@ -13,8 +13,8 @@ import i18n
 from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.rasa_client import Reply
-from bot.rendering import CallbackPayloads, keyboard, split_text
-from bot.updates import chat_id_of, message_of, query_of
+from bot.telegram.rendering import CallbackPayloads, keyboard, split_text
+from bot.telegram.updates import chat_id_of, message_of, query_of
 from store import conversations, users
 from store.kinds import Channel
 

@@ -1,37 +1,16 @@
-"""Update processing: in order within a chat, concurrent across chats, with a per-chat flood
+"""Telegram update processing: in order within a chat, concurrent across chats, with a per-chat flood
 limit so one chat sending 50 messages a second is slowed down without starving the others."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import defaultdict, deque
-from collections.abc import Awaitable, Hashable
+from collections import defaultdict
+from collections.abc import Awaitable
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-
-class ChatRateLimit:
-    """At most `rate` updates per `window` seconds per chat; later ones wait their turn."""
-
-    def __init__(self, rate: int, window: float) -> None:
-        self.rate = rate
-        self.window = window
-        self._times: dict[Hashable, deque[float]] = defaultdict(deque)
-
-    def delay(self, chat_id: Hashable) -> float:
-        now = time.monotonic()
-        times = self._times[chat_id]
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        if len(times) < self.rate:
-            times.append(now)
-            return 0.0
-        wait = self.window - (now - times[0])
-        times.popleft()
-        times.append(now + wait)
-        return max(wait, 0.0)
+from bot.ratelimit import ChatRateLimit
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):

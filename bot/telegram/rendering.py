@@ -11,48 +11,14 @@ from collections import OrderedDict
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.rasa_client import Button
+from bot.text import split_text as text_parts
 
 TELEGRAM_LIMIT = 4096
 CALLBACK_LIMIT = 64  # bytes of callback_data Telegram accepts
 
 
 def split_text(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split on paragraph boundaries, then lines, then spaces; never exceed `limit`."""
-    text = text.strip()
-    if len(text) <= limit:
-        return [text] if text else []
-    chunks: list[str] = []
-    current = ""
-    for separator, pieces in (("\n\n", text.split("\n\n")),):
-        for piece in pieces:
-            candidate = f"{current}{separator}{piece}" if current else piece
-            if len(candidate) <= limit:
-                current = candidate
-                continue
-            if current:
-                chunks.append(current)
-            if len(piece) <= limit:
-                current = piece
-            else:
-                *full, current = _split_long(piece, limit)
-                chunks.extend(full)
-    if current:
-        chunks.append(current)
-    return [c.strip() for c in chunks if c.strip()]
-
-
-def _split_long(piece: str, limit: int) -> list[str]:
-    parts: list[str] = []
-    while len(piece) > limit:
-        cut = piece.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = piece.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit  # one very long word (or Chinese without spaces): hard cut
-        parts.append(piece[:cut])
-        piece = piece[cut:].lstrip("\n ")
-    parts.append(piece)
-    return parts
+    return text_parts(text, limit)
 
 
 class CallbackPayloads:

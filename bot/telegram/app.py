@@ -1,6 +1,7 @@
 """Builds the Telegram Application and runs it (polling by default, webhook by setting).
 
-    python -m bot            # TELEGRAM_BOT_TOKEN set: Telegram; unset: local chat in the terminal
+    python -m bot            # TELEGRAM_BOT_TOKEN set: this; unset: the terminal chat (bot/terminal/)
+    python -m bot.telegram   # this alone (refuses to start without a token)
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from telegram.ext import (
 )
 
 from bot.conversation import ConversationService
-from bot.handlers import Gateway, on_error
-from bot.processor import PerChatUpdateProcessor
-from bot.rasa_client import RasaClient
-from bot.retry import RetryingRateLimiter
+from bot.rasa_client import RasaClient, wait_for_rasa
 from bot.settings import BotSettings
+from bot.telegram.handlers import Gateway, on_error
+from bot.telegram.processor import PerChatUpdateProcessor
+from bot.telegram.retry import RetryingRateLimiter
 from store import get_database
 from store.kinds import Channel
 
@@ -48,16 +49,6 @@ COMMANDS = {
         ("forget", "删除我的数据"),
     ],
 }
-
-
-async def wait_for_rasa(rasa: RasaClient, timeout: float = 300.0) -> None:
-    """Take no input before Rasa answers /status (it may still be loading the model)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await rasa.status():
-        if loop.time() > deadline:
-            raise SystemExit(f"error: the Rasa server at {rasa.base_url} did not come up in {timeout:.0f} s")
-        await asyncio.sleep(0.5)
 
 
 def register_handlers(application: Application, gateway: Gateway) -> None:
@@ -104,7 +95,7 @@ def build_application(settings: BotSettings, db=None) -> Application:
     service = ConversationService(db, rasa, settings.rasa_hold_window, durable=True)
     handoff = None
     if settings.staff_chat_id is not None:
-        from bot.handoff import HandoffRelay
+        from bot.telegram.handoff import HandoffRelay
 
         handoff = HandoffRelay(service, settings)
     gateway = Gateway(service, handoff)
@@ -114,7 +105,7 @@ def build_application(settings: BotSettings, db=None) -> Application:
             await start_health_server(application, settings, rasa, db)
         await register_commands(application)
         await wait_for_rasa(rasa)
-        from bot.notifier import start_notifier
+        from bot.telegram.notifications import start_notifier
 
         start_notifier(application, service, settings, handoff)
         # Messages held for Rasa by a gateway that died: answered now, or the user asked again.
@@ -122,7 +113,7 @@ def build_application(settings: BotSettings, db=None) -> Application:
             Channel.TELEGRAM, lambda chat_id, replies: gateway.send_to(application.bot, chat_id, replies))
 
     async def post_shutdown(application: Application) -> None:
-        from bot.notifier import stop_notifier
+        from bot.telegram.notifications import stop_notifier
 
         await stop_notifier(application)
         await service.stop_recovery()
@@ -187,14 +178,6 @@ def main() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = BotSettings()
-    if settings.token:
-        run_telegram(settings)
-    else:
-        from bot.local_chat import run_local_chat
-
-        logging.getLogger().setLevel(logging.WARNING)
-        asyncio.run(run_local_chat(settings))
-
-
-if __name__ == "__main__":
-    main()
+    if not settings.token:
+        raise SystemExit("error: the Telegram gateway needs TELEGRAM_BOT_TOKEN (README: Settings)")
+    run_telegram(settings)

@@ -10,9 +10,8 @@ import getpass
 import sys
 
 import i18n
-from bot.app import wait_for_rasa
 from bot.conversation import ConversationService, Incoming, language_buttons
-from bot.rasa_client import Button, RasaClient, Reply
+from bot.rasa_client import Button, RasaClient, Reply, wait_for_rasa
 from bot.settings import BotSettings
 from store import get_database
 from store.kinds import Channel

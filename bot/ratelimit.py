@@ -1,0 +1,30 @@
+"""A per-chat flood limit, shared by the channels that slow a flood down rather than refuse it
+(Telegram's update processor, WeChat's callback): one chat sending 50 messages a second waits its
+turn without starving the others."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Hashable
+
+
+class ChatRateLimit:
+    """At most `rate` updates per `window` seconds per chat; later ones wait their turn."""
+
+    def __init__(self, rate: int, window: float) -> None:
+        self.rate = rate
+        self.window = window
+        self._times: dict[Hashable, deque[float]] = defaultdict(deque)
+
+    def delay(self, chat_id: Hashable) -> float:
+        now = time.monotonic()
+        times = self._times[chat_id]
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if len(times) < self.rate:
+            times.append(now)
+            return 0.0
+        wait = self.window - (now - times[0])
+        times.popleft()
+        times.append(now + wait)
+        return max(wait, 0.0)
