@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from store.probe import probe_write, sqlite_disk_problem
 
-if TYPE_CHECKING:  # annotations only: the health server is given these by bot.app
+if TYPE_CHECKING:  # annotations only: the health server is given these by bot.telegram.app
     from telegram import Bot
 
     from bot.rasa_client import RasaClient

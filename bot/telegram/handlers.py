@@ -27,7 +27,7 @@ class Gateway:
     def __init__(self, service: ConversationService, handoff=None) -> None:
         self.service = service
         self.payloads = CallbackPayloads()
-        self.handoff = handoff  # bot.handoff.HandoffRelay, when a staff group is configured
+        self.handoff = handoff  # bot.telegram.handoff.HandoffRelay, when a staff group is configured
         self._pressed: OrderedDict[tuple[int, int], None] = OrderedDict()
 
     # --- helpers --------------------------------------------------------------------------
