@@ -21,7 +21,7 @@ from sqlalchemy import select
 import i18n
 from stack.settings import APP_PYTHON, ROOT
 from store.db import Database
-from store.models import HeldMessage
+from store.models import InboxMessage
 from tests.e2e.gateways import running_gateway
 from tests.fakes.bot_api import TOKEN, FakeBotApi
 
@@ -82,7 +82,7 @@ async def gateway_process(stack, db: Database, api: FakeBotApi, rasa_url: str,
 
 def held_rows(db: Database) -> list[tuple[str, str]]:
     with db.session() as session:
-        return [(row.shown_text, row.state) for row in session.scalars(select(HeldMessage))]
+        return [(row.shown_text, row.state) for row in session.scalars(select(InboxMessage))]
 
 
 async def dies_holding(stack, db: Database, api: FakeBotApi, user: int, text: str, log: Path) -> int:
