@@ -63,11 +63,11 @@ class Relay:
 
 @contextlib.asynccontextmanager
 async def gateway_process(stack, db: Database, api: FakeBotApi, rasa_url: str,
-                          log: Path) -> AsyncIterator[subprocess.Popen]:
+                          log: Path, **settings: str) -> AsyncIterator[subprocess.Popen]:
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": api.base_url,
            "TELEGRAM_BASE_FILE_URL": api.base_url, "RASA_URL": rasa_url,
            "RASA_TOKEN": stack.settings.rasa_token, "DATABASE_URL": db.url, "RASA_HOLD_WINDOW": "120",
-           "HEALTH_PORT": "0", "ACTION_URL": f"http://127.0.0.1:{stack.settings.action_port}"}
+           "HEALTH_PORT": "0", "ACTION_URL": f"http://127.0.0.1:{stack.settings.action_port}", **settings}
     env.pop("STAFF_CHAT_ID", None)
     with open(log, "wb") as out:
         process = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=env, stdout=out,
