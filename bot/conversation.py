@@ -20,12 +20,16 @@ after RASA_TIMEOUT when it is slow); after the window they are asked to send it 
 message is sent to Rasa again only when Rasa did not take it (RasaUnreachable), so none is
 handled twice.
 
-With `durable` (the Telegram gateway), a held message is also kept in the store (store.held)
-until its answer is recorded, so it outlives the gateway process: a gateway that starts takes
-over the messages of one that died (`start_recovery`), answers them in order while the window
-lasts and Rasa answers, and otherwise asks the user, once per message, to send it again. One
-that was on its way to Rasa when the gateway died may have been taken: it is not sent again
-(it could be answered twice); the user is asked to send it again.
+With `durable` (the Telegram gateway), every message is in the store's inbox (store.inbox)
+from its receipt (`Incoming.inbox_id`; a message that came without one gets a row once it is
+held) until the transaction that records its answer, so it outlives the gateway process. The
+turn's first transaction marks the row `sending`: from then on Rasa may have it. A gateway that
+starts takes over the rows of one that died (`start_recovery`): a message only received is
+handled again from the start (`replay`, the channel's own path) while the window lasts; a held
+one is sent to Rasa while the window lasts and Rasa answers; otherwise the user is asked, once
+per message, to send it again. One that may have reached Rasa is never sent again (a booking
+confirmation must not run twice): the user is told, quoting it, that it may not have been
+answered.
 """
 from __future__ import annotations
 
@@ -39,9 +43,9 @@ from dataclasses import dataclass, field, replace
 import i18n
 from bot import metrics
 from bot.rasa_client import Button, RasaAnswer, RasaClient, RasaUnavailable, RasaUnreachable, Reply
-from store import conversations, held, users
+from store import conversations, inbox, users
 from store.db import Database
-from store.held import HeldView
+from store.inbox import InboxView
 from store.users import UserView
 
 logger = logging.getLogger(__name__)
@@ -65,7 +69,7 @@ HOLD_WINDOW = 120.0
 # A message stamped (Telegram: whole seconds) up to this long before the notice was sent is
 # still one the user sent knowing the assistant was waiting.
 STAMP_SLACK = 1.0
-# A gateway touches the rows of the messages it holds this often; a row untouched for
+# A gateway touches the inbox rows of the messages it has this often; a row untouched for
 # STALE_AFTER seconds (its gateway is gone) is taken over by another; every RECOVER_EVERY
 # seconds a gateway looks for such rows.
 HEARTBEAT = 5.0
@@ -73,6 +77,8 @@ STALE_AFTER = 30.0
 RECOVER_EVERY = 5.0
 # How a recovered answer reaches the user: (chat id, replies).
 SendTo = Callable[[int, list[Reply]], Awaitable[None]]
+# How a channel handles a message it received (and a gateway that is gone never started) again.
+Replay = Callable[[InboxView], Awaitable[None]]
 
 
 @dataclass
@@ -90,6 +96,7 @@ class Incoming:
     received_at: float | None = None
     # Sends a message to the user now, in the middle of a turn (the "please wait" notice).
     notify: Callable[[list[Reply]], Awaitable[None]] | None = field(default=None, repr=False)
+    inbox_id: int | None = None  # its row in the store's inbox, recorded on receipt (durable)
 
     @property
     def conversation(self) -> tuple[str, str]:
@@ -113,8 +120,9 @@ class Outage:
 
 @dataclass
 class Hold:
-    """The store's row (store.held) of a message held for Rasa, once it has one."""
+    """The message's inbox row (store.inbox), once it has one, and its state there."""
     id: int | None = None
+    state: str | None = None
 
 
 class PerUserLocks:
@@ -165,11 +173,12 @@ class ConversationService:
         self.db = db
         self.rasa = rasa
         self.hold_window = hold_window
-        # Held messages in the store too (see the module's docstring), as `holder`.
+        # Messages in the store's inbox (see the module's docstring), as `holder`.
         self.durable = durable
-        self.holder = held.new_holder()
+        self.holder = inbox.new_holder()
         self.heartbeat, self.stale_after, self.recover_every = HEARTBEAT, STALE_AFTER, RECOVER_EVERY
-        self._held_ids: set[int] = set()  # rows this process holds: touched by the heartbeat
+        # Inbox rows this process has and has not released: touched by the heartbeat.
+        self.inbox_ids: set[int] = set()
         self._heartbeat: asyncio.Task | None = None
         self._recovery: asyncio.Task | None = None
         self._resuming: set[asyncio.Task] = set()
@@ -224,14 +233,17 @@ class ConversationService:
             username=incoming.username,
             telegram_language_code=incoming.language_code,
             default_language=i18n.normalise(incoming.language_code),
+            inbox_id=incoming.inbox_id,
+            rasa_text=incoming.text.strip()[:MAX_NLU_CHARS],
         )
         language = user.language
-        if user.paused:
+        hold = Hold(incoming.inbox_id, inbox.SENDING if incoming.inbox_id is not None else None)
+        if user.paused:  # its inbox row went in that transaction
+            self.inbox_ids.discard(hold.id or 0)
             return TurnResult(user=user, language=language, paused=True)
         text = incoming.text.strip()
         intent: tuple[int, str, float | None] | None = None
         replies = [Reply(text=i18n.t("empty_message", language))]
-        hold = Hold()
         try:
             if text:
                 answer = await self.ask_rasa(user, language, text[:MAX_NLU_CHARS], incoming, arrived, hold)
@@ -244,7 +256,7 @@ class ConversationService:
                                       release_held=hold.id)
         finally:
             # Unanswered (the store failed): no longer touched, so taken over once stale.
-            self._held_ids.discard(hold.id or 0)
+            self.inbox_ids.discard(hold.id or 0)
         return TurnResult(user=user, language=language, replies=replies)
 
     async def ask_rasa(self, user: UserView, language: str, text: str,
@@ -277,17 +289,18 @@ class ConversationService:
 
         async def keep(state: str) -> None:
             """The message's row in the store: HELD (Rasa did not take it) or SENDING."""
-            if not self.durable or hold is None:
+            if not self.durable or hold is None or hold.state == state:
                 return
             try:
                 if hold.id is None:
                     hold.id = await self.in_thread(
-                        held.keep, self.db, self.holder, user.id, text,
+                        inbox.keep, self.db, self.holder, user.id, text,
                         (incoming.shown_text or incoming.text)[:MAX_NLU_CHARS], language,
                         dt.datetime.fromtimestamp(received, dt.UTC), incoming.chat_id, state)
-                    self._hold(hold.id)
+                    self.track(hold.id)
                 else:
-                    await self.in_thread(held.mark, self.db, hold.id, state)
+                    await self.in_thread(inbox.mark, self.db, hold.id, state)
+                hold.state = state
             except Exception:  # the store is failing too: the message is still held in memory
                 logger.warning("could not keep the held message of %s in the store", user.sender_id,
                                exc_info=True)
@@ -295,7 +308,7 @@ class ConversationService:
         pause = 0.5
         while True:
             if hold is not None and hold.id is not None:
-                await keep(held.SENDING)  # if the gateway dies now, Rasa may have taken it
+                await keep(inbox.SENDING)  # if the gateway dies now, Rasa may have taken it
             # The language goes with the message: Rasa's gateway channel sets the slot from it.
             sending = asyncio.ensure_future(self.rasa.send(
                 user.sender_id, text, metadata={"language": language, "channel": "gateway"},
@@ -306,13 +319,13 @@ class ConversationService:
                 done, _ = await asyncio.wait(
                     {sending}, timeout=max(arrived + self.notice_after - time.monotonic(), 0.1))
                 if not done:  # slow: tell the user, and keep waiting for this answer
-                    await keep(held.SENDING)
+                    await keep(inbox.SENDING)
                     await tell_waiting()
                 answer = await sending
                 break
             except RasaUnreachable:
                 # Rasa did not take the message: keep it until Rasa is back, then send it again.
-                await keep(held.HELD)
+                await keep(inbox.HELD)
                 await tell_waiting()
                 if time.time() >= deadline or not await self._until_rasa_is_back(deadline):
                     return self._send_again(user, language, notices)
@@ -383,7 +396,7 @@ class ConversationService:
         intent: tuple[int, str, float | None] | None = None, release_held: int | None = None,
     ) -> None:
         """The answer's lines, and the intent Rasa gave the user's line, in one transaction
-        (with the release of the held message they answer)."""
+        (with the release of the inbox row of the message they answer)."""
         texts = [
             (reply.text + ("\n" + " | ".join(f"[{b.title}]" for b in reply.buttons) if reply.buttons else "")).strip()
             for reply in replies
@@ -394,33 +407,41 @@ class ConversationService:
                 intent=intent, release_held=release_held,
             )
 
-    # --- held messages that outlive the gateway (store.held) ------------------------------------
+    # --- the inbox: messages that outlive the gateway (store.inbox) ----------------------------
 
-    def _hold(self, held_id: int) -> None:
-        self._held_ids.add(held_id)
+    def track(self, inbox_id: int) -> None:
+        """An inbox row this process has (received, or taken over): touched until released."""
+        self.inbox_ids.add(inbox_id)
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
 
+    async def release(self, inbox_id: int) -> None:
+        """A row nothing released in a turn's transaction (a command, a sticker): handled."""
+        if inbox_id in self.inbox_ids:
+            await self.in_thread(inbox.release_all, self.db, [inbox_id])
+            self.inbox_ids.discard(inbox_id)
+
     async def _beat(self) -> None:
-        """Touch the rows held here, so that no other gateway takes them over."""
-        while self._held_ids:
+        """Touch the rows this process has, so that no other gateway takes them over."""
+        while self.inbox_ids:
             await asyncio.sleep(self.heartbeat)
             try:
-                await self.in_thread(held.touch, self.db, sorted(self._held_ids))
+                await self.in_thread(inbox.touch, self.db, sorted(self.inbox_ids))
             except Exception:
-                logger.warning("could not touch the held messages in the store", exc_info=True)
+                logger.warning("could not touch the inbox rows in the store", exc_info=True)
 
-    async def start_recovery(self, channel: str, send: SendTo) -> None:
-        """Take over what gateways that are gone held (now, then every RECOVER_EVERY seconds)."""
-        await self.resume_held(channel, send)
+    async def start_recovery(self, channel: str, send: SendTo, replay: Replay | None = None) -> None:
+        """Take over what gateways that are gone received and did not answer (now, then every
+        RECOVER_EVERY seconds)."""
+        await self.resume_held(channel, send, replay)
 
         async def again() -> None:
             while True:
                 await asyncio.sleep(self.recover_every)
                 try:
-                    await self.resume_held(channel, send)
+                    await self.resume_held(channel, send, replay)
                 except Exception:  # the store is failing: next round
-                    logger.warning("could not look for held messages", exc_info=True)
+                    logger.warning("could not look for unanswered messages", exc_info=True)
 
         self._recovery = asyncio.get_running_loop().create_task(again())
 
@@ -436,58 +457,82 @@ class ConversationService:
                     pass
         # What is still held stays in the store: the next gateway takes it over.
 
-    async def resume_held(self, channel: str, send: SendTo) -> int:
-        """Take over held messages of `channel` whose gateway is gone and answer them, per user
-        in order (each user's turn lock is queued for at once, before their next message)."""
-        rows = await self.in_thread(held.take_over, self.db, channel, self.holder, self.stale_after,
-                                    sorted(self._held_ids))
-        by_user: dict[int, list[HeldView]] = {}
+    async def resume_held(self, channel: str, send: SendTo, replay: Replay | None = None) -> int:
+        """Take over the inbox rows of `channel` whose gateway is gone and answer them, per user
+        in order: each user's turn lock is queued for at once, before their next message, for
+        the rows answered here; then the rows only received are handed to `replay`, in order
+        (the channel handles them as it handles a message, so they queue behind those)."""
+        rows = await self.in_thread(inbox.take_over, self.db, channel, self.holder, self.stale_after,
+                                    sorted(self.inbox_ids))
+        here: dict[str, list[InboxView]] = {}
+        again: list[InboxView] = []
         for row in rows:
-            self._hold(row.id)
-            by_user.setdefault(row.user_id, []).append(row)
-        for user_rows in by_user.values():
-            logger.warning("answering %d message(s) of %s held by a gateway that is gone",
-                           len(user_rows), user_rows[0].sender_id)
+            self.track(row.id)
+            if (replay is not None and row.state == inbox.RECEIVED and row.payload is not None
+                    and time.time() < row.received_at.timestamp() + self.hold_window):
+                again.append(row)
+            else:
+                here.setdefault(row.external_id, []).append(row)
+        for user_rows in here.values():
+            logger.warning("answering %d message(s) of %s:%s left by a gateway that is gone",
+                           len(user_rows), channel, user_rows[0].external_id)
             task = asyncio.get_running_loop().create_task(self._resume(user_rows, send))
             self._resuming.add(task)
             task.add_done_callback(self._resuming.discard)
+        if again:
+            logger.warning("handling %d message(s) received by a gateway that is gone", len(again))
+        for row in again:
+            assert replay is not None
+            await replay(row)
         return len(rows)
 
-    async def _resume(self, rows: list[HeldView], send: SendTo) -> None:
+    async def _resume(self, rows: list[InboxView], send: SendTo) -> None:
         async with await self._turns((rows[0].channel, rows[0].external_id)):
             for row in rows:
                 try:
                     await self._resume_one(row, send)
                 except Exception:
-                    logger.exception("could not answer the held message %d of %s", row.id, row.sender_id)
+                    logger.exception("could not answer the inbox message %d of %s:%s", row.id, row.channel,
+                                     row.external_id)
                     try:  # not a message to try again every STALE_AFTER seconds: ask for it
                         await self._resume_one(row, send, ask_again=True)
                     except Exception:  # the store is failing: taken over again once stale
-                        logger.warning("held message %d of %s left for later", row.id, row.sender_id)
+                        logger.warning("inbox message %d of %s:%s left for later", row.id, row.channel,
+                                       row.external_id)
                 finally:
-                    self._held_ids.discard(row.id)
+                    self.inbox_ids.discard(row.id)
 
-    async def _resume_one(self, row: HeldView, send: SendTo, ask_again: bool = False) -> None:
-        user = await self.in_thread(users.get_user, self.db, row.sender_id)
+    async def _resume_one(self, row: InboxView, send: SendTo, ask_again: bool = False) -> None:
+        if row.sender_id is not None:
+            user = await self.in_thread(users.get_user, self.db, row.sender_id)
+        else:  # only received: the turn never started (the user may be new)
+            user = await self.in_thread(users.upsert_user, self.db, row.channel, row.external_id,
+                                        chat_id=row.chat_id)
         received = row.received_at.timestamp()
         if user is None or user.paused:
             # Forgotten since, or staff have the conversation (they see the message in it).
-            await self.in_thread(held.release_all, self.db, [row.id])
+            await self.in_thread(inbox.release_all, self.db, [row.id])
             return
-        if row.state == held.HELD and time.time() < received + self.hold_window and not ask_again:
+        language = row.language or user.language
+        if row.state == inbox.HELD and time.time() < received + self.hold_window and not ask_again:
             # The user was told to wait before the gateway went: no second notice.
             outage = self._outages.get(user.sender_id)
             if outage is None or outage.told_at > received:
                 self._outages[user.sender_id] = Outage(told_at=received)
             incoming = Incoming(row.channel, row.external_id, row.text, chat_id=row.chat_id,
                                 shown_text=row.shown_text, received_at=received)
-            answer = await self.ask_rasa(user, row.language, row.text, incoming, hold=Hold(row.id))
+            answer = await self.ask_rasa(user, language, row.text, incoming, hold=Hold(row.id, row.state))
             replies = answer.replies
         else:
-            # Past the window, or it may have reached Rasa: sending it again could answer it twice.
             shown = row.shown_text if len(row.shown_text) <= 200 else row.shown_text[:199] + "…"
-            replies = [Reply(text=i18n.t("held_send_again", row.language, text=shown))]
-        await self.record_replies(user, row.language, replies, row.chat_id, release_held=row.id)
+            if row.state == inbox.SENDING:
+                # It may have reached Rasa: sending it again could answer it twice (a booking).
+                replies = [Reply(text=i18n.t("inbox_may_be_unanswered", language, text=shown))]
+            elif shown:  # past the window (or it cannot be handled again here)
+                replies = [Reply(text=i18n.t("held_send_again", language, text=shown))]
+            else:  # a sticker, a photo: nothing to quote
+                replies = [Reply(text=i18n.t("rasa_send_again", language))]
+        await self.record_replies(user, language, replies, row.chat_id, release_held=row.id)
         if row.chat_id is not None:
             await send(row.chat_id, replies)
 

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store import held
+from store import inbox
 from store.db import Database, rowcount
 from store.kinds import WaitlistStatus
 from store.models import (
@@ -38,10 +38,14 @@ def start_turn(
     username: str | None = None,
     telegram_language_code: str | None = None,
     default_language: str = "en",
+    inbox_id: int | None = None,
+    rasa_text: str = "",
 ) -> tuple[UserView, int]:
     """The start of a turn in one transaction: find or create the user, set the language
     `decide_language(current, chosen)` gives (chosen: the user picked it with /language or a
-    language button), write the user's message to the transcript."""
+    language button), write the user's message to the transcript; the message's inbox row
+    (store.inbox) becomes `sending` (`rasa_text` may reach Rasa from now), or goes when staff
+    have the conversation (nothing goes to Rasa; the transcript has the message)."""
 
     def run(session: Session) -> tuple[UserView, int]:
         user = upsert(session, channel, external_id, chat_id=chat_id, display_name=display_name,
@@ -52,6 +56,11 @@ def start_turn(
                               language=user.language)
         session.add(line)
         session.flush()
+        if inbox_id is not None:
+            if user.paused:
+                inbox.release(session, inbox_id)
+            else:
+                inbox.start(session, inbox_id, user.id, rasa_text, text, user.language)
         return view_of(user), line.id
 
     return transaction(db, run)
@@ -64,10 +73,10 @@ def record_lines(
 ) -> None:
     """Several lines of one turn (a bot answer may be several messages), in one transaction;
     `intent` = (line id, intent, confidence): what Rasa understood of the user's line;
-    `release_held`: the held message (store.held) these lines answer."""
+    `release_held`: the inbox row (store.inbox) of the message these lines answer."""
     with db.session() as session:
         if release_held is not None:
-            held.release(session, release_held)
+            inbox.release(session, release_held)
         session.add_all(
             TranscriptLine(user_id=user_id, chat_id=chat_id, direction=direction, text=text,
                            language=language, staff_name=staff_name)

@@ -398,21 +398,29 @@ class ConsoleSession(Base):
 # operations
 
 
-class HeldMessage(Base):
-    """A user message the gateway holds while Rasa is unreachable (bot/conversation.py), kept
-    here so that it survives the gateway: a restarted gateway answers it, or asks the user to
-    send it again. The row goes in the transaction that records the answer."""
+class InboxMessage(Base):
+    """A message a channel received, from its receipt until its answer is recorded (the row
+    goes in that transaction), so that it outlives the gateway process (store/inbox.py). The
+    Telegram gateway records every update before it is confirmed to Telegram; a gateway that
+    starts answers what one that died received and never sent to Rasa, and tells the user of a
+    message that may have reached Rasa (it is never sent twice)."""
 
-    __tablename__ = "held_messages"
+    __tablename__ = "inbox_messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)  # arrival order
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # a Channel
+    external_id: Mapped[str] = mapped_column(String(64))  # the sender on that channel
+    update_id: Mapped[int | None] = mapped_column(BigInteger)  # Telegram's update id
+    payload: Mapped[str | None] = mapped_column(Text)  # the update as received (JSON), to replay it
+    # Known once the turn starts (a message only received has none yet).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     text: Mapped[str] = mapped_column(Text)  # what goes to Rasa (a button's payload)
     shown_text: Mapped[str] = mapped_column(Text)  # what the user typed or pressed
-    language: Mapped[str] = mapped_column(String(8))
+    language: Mapped[str | None] = mapped_column(String(8))
     received_at: Mapped[dt.datetime] = mapped_column()  # the hold window counts from here
-    # held: Rasa did not take it (sending it again is safe); sending: it may have (ask instead)
+    # received: nothing done yet; held: Rasa did not take it (sending it again is safe);
+    # sending: it may have reached Rasa (never sent again: the user is asked instead)
     state: Mapped[str] = mapped_column(String(16))
     holder: Mapped[str] = mapped_column(String(160))  # host:pid:run of the gateway holding it
     touched_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # its heartbeat

@@ -1,4 +1,4 @@
-"""Held messages outlive the gateway (bot/conversation.py with `durable`, store/held.py), on
+"""Held messages outlive the gateway (bot/conversation.py with `durable`, store/inbox.py), on
 SQLite and PostgreSQL: a gateway that holds messages for an unreachable Rasa dies; the next one
 answers them in order, or asks the user once per message to send it again.
 
@@ -17,8 +17,9 @@ from sqlalchemy import select
 import i18n
 from bot.conversation import ConversationService
 from bot.rasa_client import Reply
-from store import conversations, held
-from store.models import HeldMessage
+from store import conversations
+from store.inbox import HELD, SENDING
+from store.models import InboxMessage
 from tests.test_conversation_hold import WAIT, FlakyRasa, Inbox, message, until
 
 
@@ -40,7 +41,7 @@ class Outbox:
 
 def rows(db) -> list[tuple[str, str]]:
     with db.session() as session:
-        return [(row.text, row.state) for row in session.scalars(select(HeldMessage).order_by(HeldMessage.id))]
+        return [(row.text, row.state) for row in session.scalars(select(InboxMessage).order_by(InboxMessage.id))]
 
 
 async def die(service: ConversationService, turns: list[asyncio.Task]) -> None:
@@ -58,7 +59,7 @@ async def gateway_dies_holding(db, texts: list[str], user: str = "11", window: f
     turns = [asyncio.create_task(gone.handle(message(user, text, inbox))) for text in texts]
     await until(lambda: len(rows(db)) == 1 and inbox.notices)
     await asyncio.sleep(0.2)
-    assert rows(db) == [(texts[0], held.HELD)] and [n for _, n in inbox.notices] == [WAIT]
+    assert rows(db) == [(texts[0], HELD)] and [n for _, n in inbox.notices] == [WAIT]
     await die(gone, turns)
     return inbox
 
@@ -100,14 +101,14 @@ async def test_past_the_window_each_message_is_asked_again_exactly_once_by_racin
 async def test_a_message_that_may_have_reached_rasa_is_not_sent_again(any_db):
     await gateway_dies_holding(any_db, ["confirm the booking"], user="13")
     with any_db.session() as session:  # it was on its way to Rasa when the gateway died
-        session.execute(HeldMessage.__table__.update().values(state=held.SENDING))
+        session.execute(InboxMessage.__table__.update().values(state=SENDING))
     rasa = FlakyRasa()
     rasa.up.set()
     service = ConversationService(any_db, rasa, hold_window=60, durable=True)
     outbox = Outbox()
     await service.resume_held("telegram", outbox)
     await until(lambda: outbox.sent)
-    assert outbox.sent == [(13, i18n.t("held_send_again", "en", text="confirm the booking"))]
+    assert outbox.sent == [(13, i18n.t("inbox_may_be_unanswered", "en", text="confirm the booking"))]
     assert rasa.taken == [] and rows(any_db) == []
 
 
@@ -147,4 +148,4 @@ async def test_a_held_message_that_fails_to_resume_is_asked_for_not_retried_fore
     await service.resume_held("telegram", outbox)
     await until(lambda: outbox.sent)
     assert outbox.sent == [(16, i18n.t("held_send_again", "en", text="hello"))]
-    assert rows(any_db) == [] and not service._held_ids
+    assert rows(any_db) == [] and not service.inbox_ids

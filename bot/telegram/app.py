@@ -22,6 +22,7 @@ from bot.conversation import ConversationService
 from bot.rasa_client import RasaClient, wait_for_rasa
 from bot.settings import BotSettings
 from bot.telegram.handlers import Gateway, on_error
+from bot.telegram.inbox import InboxQueue, TelegramInbox
 from bot.telegram.processor import PerChatUpdateProcessor
 from bot.telegram.retry import RetryingRateLimiter
 from store import get_database
@@ -98,7 +99,8 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.telegram.handoff import HandoffRelay
 
         handoff = HandoffRelay(service, settings)
-    gateway = Gateway(service, handoff)
+    telegram_inbox = TelegramInbox(service)
+    gateway = Gateway(service, handoff, telegram_inbox)
 
     async def post_init(application: Application) -> None:
         if settings.health_port:  # before waiting for Rasa: a starting gateway reports it
@@ -108,9 +110,11 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.telegram.notifications import start_notifier
 
         start_notifier(application, service, settings, handoff)
-        # Messages held for Rasa by a gateway that died: answered now, or the user asked again.
+        # What a gateway that died received and did not answer: handled again (queued now, ahead
+        # of any new update), answered, or the user asked to send it again.
         await service.start_recovery(
-            Channel.TELEGRAM, lambda chat_id, replies: gateway.send_to(application.bot, chat_id, replies))
+            Channel.TELEGRAM, lambda chat_id, replies: gateway.send_to(application.bot, chat_id, replies),
+            telegram_inbox.replay)
 
     async def post_shutdown(application: Application) -> None:
         from bot.telegram.notifications import stop_notifier
@@ -127,12 +131,15 @@ def build_application(settings: BotSettings, db=None) -> Application:
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
         .rate_limiter(RetryingRateLimiter(max_retries=3))  # 429s waited out; 502s, drops retried
-        .concurrent_updates(PerChatUpdateProcessor(256, settings.chat_rate, settings.chat_rate_window))
+        .update_queue(InboxQueue(telegram_inbox))  # every update recorded before it is queued
+        .concurrent_updates(PerChatUpdateProcessor(256, settings.chat_rate, settings.chat_rate_window,
+                                                   finished=telegram_inbox.finished))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build()
     )
     application.bot_data["gateway"] = gateway
+    telegram_inbox.queue, telegram_inbox.bot = application.update_queue, application.bot
     register_handlers(application, gateway)
     return application
 

@@ -13,6 +13,7 @@ import i18n
 from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult
 from bot.rasa_client import Reply
+from bot.telegram.inbox import TelegramInbox
 from bot.telegram.rendering import CallbackPayloads, keyboard, split_text
 from bot.telegram.updates import chat_id_of, message_of, query_of
 from store import conversations, users
@@ -24,19 +25,20 @@ logger = logging.getLogger(__name__)
 class Gateway:
     """Holds what the handlers share: the conversation service and button payloads."""
 
-    def __init__(self, service: ConversationService, handoff=None) -> None:
+    def __init__(self, service: ConversationService, handoff=None, inbox: TelegramInbox | None = None) -> None:
         self.service = service
         self.payloads = CallbackPayloads()
         self.handoff = handoff  # bot.telegram.handoff.HandoffRelay, when a staff group is configured
+        self.inbox = inbox  # every update recorded on receipt (bot/telegram/inbox.py)
         self._pressed: OrderedDict[tuple[int, int], None] = OrderedDict()
 
     # --- helpers --------------------------------------------------------------------------
 
-    @staticmethod
-    def incoming(update: Update, text: str, **extra) -> Incoming:
+    def incoming(self, update: Update, text: str, **extra) -> Incoming:
         user = update.effective_user
         chat = update.effective_chat
         return Incoming(
+            inbox_id=self.inbox.row_of(update) if self.inbox else None,
             channel=Channel.TELEGRAM,
             external_id=str(user.id) if user else str(chat.id if chat else 0),
             text=text,
@@ -61,6 +63,8 @@ class Gateway:
 
     async def is_new(self, update: Update) -> bool:
         """Telegram may deliver an update twice (retries, a restart before the offset moved)."""
+        if self.inbox is not None and self.inbox.row_of(update) is not None:
+            return True  # its id was claimed on receipt, with its inbox row
         new = await self.service.in_thread(
             conversations.claim_update, self.service.db, update.update_id, str(update.get_bot().id)
         )
@@ -104,17 +108,17 @@ class Gateway:
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = query_of(update)
         if not await self.is_new(update):
-            await query.answer()
+            await self._answer(update)
             return
         key = (query.message.chat.id, query.message.message_id) if query.message else None
         if key and key in self._pressed:
-            await query.answer()  # an old keyboard pressed again: ignore, but answer
+            await self._answer(update)  # an old keyboard pressed again: ignore, but answer
             return
         if key:
             self._pressed[key] = None
             while len(self._pressed) > 10_000:
                 self._pressed.popitem(last=False)
-        await query.answer()
+        await self._answer(update)
         # Remove the keyboard so the same choice can't be made twice to different effect.
         try:
             await query.edit_message_reply_markup(reply_markup=None)
@@ -130,6 +134,15 @@ class Gateway:
         incoming = self.incoming(update, payload, is_payload=True, shown_text=title,
                                  notify=self.notifier(update, context))
         await self.show(update, context, await self.service.press(incoming, payload, title), incoming)
+
+    @staticmethod
+    async def _answer(update: Update) -> None:
+        """Stop the button's spinner. A press handled again by the next gateway (it was in the
+        inbox of one that died) is too old for Telegram to take the answer: no matter."""
+        try:
+            await query_of(update).answer()
+        except TelegramError as error:
+            logger.debug("could not answer a button press: %s", error)
 
     @staticmethod
     def _button_title(message, data: str | None) -> str | None:

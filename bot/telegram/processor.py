@@ -1,10 +1,11 @@
 """Telegram update processing: in order within a chat, concurrent across chats, with a per-chat flood
-limit so one chat sending 50 messages a second is slowed down without starving the others."""
+limit so one chat sending 50 messages a second is slowed down without starving the others; once an
+update is handled, `finished` is told (the inbox lets its row go: bot/telegram/inbox.py)."""
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
@@ -14,8 +15,10 @@ from bot.ratelimit import ChatRateLimit
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int, rate: int, window: float) -> None:
+    def __init__(self, max_concurrent_updates: int, rate: int, window: float,
+                 finished: Callable[[object], Awaitable[None]] | None = None) -> None:
         super().__init__(max_concurrent_updates)
+        self.finished = finished
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.limit = ChatRateLimit(rate, window)
         self.slowed: dict[int, int] = defaultdict(int)  # how often each chat was slowed
@@ -30,6 +33,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 self.slowed[chat_id] += 1
                 await asyncio.sleep(wait)
             await coroutine
+            # Not when cancelled (shutdown): an unanswered update stays in the inbox.
+            if self.finished is not None:
+                await self.finished(update)
 
     async def initialize(self) -> None:
         pass

@@ -21,7 +21,7 @@ from sqlalchemy import select
 import i18n
 from stack.settings import APP_PYTHON, ROOT
 from store.db import Database
-from store.models import HeldMessage
+from store.models import InboxMessage
 from tests.e2e.gateways import running_gateway
 from tests.fakes.bot_api import TOKEN, FakeBotApi
 
@@ -63,11 +63,11 @@ class Relay:
 
 @contextlib.asynccontextmanager
 async def gateway_process(stack, db: Database, api: FakeBotApi, rasa_url: str,
-                          log: Path) -> AsyncIterator[subprocess.Popen]:
+                          log: Path, **settings: str) -> AsyncIterator[subprocess.Popen]:
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": api.base_url,
            "TELEGRAM_BASE_FILE_URL": api.base_url, "RASA_URL": rasa_url,
            "RASA_TOKEN": stack.settings.rasa_token, "DATABASE_URL": db.url, "RASA_HOLD_WINDOW": "120",
-           "HEALTH_PORT": "0", "ACTION_URL": f"http://127.0.0.1:{stack.settings.action_port}"}
+           "HEALTH_PORT": "0", "ACTION_URL": f"http://127.0.0.1:{stack.settings.action_port}", **settings}
     env.pop("STAFF_CHAT_ID", None)
     with open(log, "wb") as out:
         process = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=env, stdout=out,
@@ -82,7 +82,7 @@ async def gateway_process(stack, db: Database, api: FakeBotApi, rasa_url: str,
 
 def held_rows(db: Database) -> list[tuple[str, str]]:
     with db.session() as session:
-        return [(row.shown_text, row.state) for row in session.scalars(select(HeldMessage))]
+        return [(row.shown_text, row.state) for row in session.scalars(select(InboxMessage))]
 
 
 async def dies_holding(stack, db: Database, api: FakeBotApi, user: int, text: str, log: Path) -> int:
