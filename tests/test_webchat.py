@@ -3,6 +3,8 @@ widget shows it, the per-visitor limit, and staff replies routed to the web chan
 over the visitor's socket. (The conversation itself, on real Rasa, is tests/e2e/test_webchat_browser.py.)"""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
@@ -185,3 +187,84 @@ def test_connections_per_address_are_limited(sqlite_db):
                 pass
         with pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws", headers=headers) as ws:
             ws.receive_text()
+
+
+def paused_visitor(db) -> None:
+    """A visitor whose conversation staff have: a turn needs no Rasa (its answer: "passed on")."""
+    user = users.upsert_user(db, "web", VISITOR, default_language="zh")
+    conversations.record_lines(db, user.id, ["你好"], direction="in", language="zh")
+    handoffs.start_handoff(db, user.sender_id, "asked", "zh")
+
+
+@contextlib.contextmanager
+def connect(client):
+    with client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as socket:
+        socket.send_text(json.dumps({"type": "hello", "visitor": VISITOR}))
+        assert json.loads(socket.receive_text())["type"] == "history"
+        yield socket
+
+
+def inbound(db) -> list[str]:
+    return [line.text for line in transcripts.history(db, "web", VISITOR).lines if line.direction == "in"]
+
+
+def test_a_frame_sent_again_is_answered_once(sqlite_db):
+    paused_visitor(sqlite_db)
+    frame = json.dumps({"type": "message", "id": "frame-0001", "text": "还在吗"})
+    with TestClient(app_for(sqlite_db)) as client:
+        with connect(client) as socket:
+            socket.send_text(frame)
+            assert json.loads(socket.receive_text())["type"] == "typing"
+            answer = json.loads(socket.receive_text())
+            assert answer["key"] == "webchat_passed_on" and answer["ack"] == "frame-0001"
+            # The same id on the same socket: acknowledged, not answered again.
+            socket.send_text(frame)
+            assert json.loads(socket.receive_text()) == {"type": "ack", "id": "frame-0001", "in_history": False}
+        # After a reconnect (the widget did not see the ack): the history has it; a bare ack.
+        with connect(client) as socket:
+            socket.send_text(frame)
+            assert json.loads(socket.receive_text()) == {"type": "ack", "id": "frame-0001", "in_history": True}
+        assert client.app.state.webchat.repeated == 2
+    # Another server (or this one restarted) knows it from the store.
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        socket.send_text(frame)
+        assert json.loads(socket.receive_text()) == {"type": "ack", "id": "frame-0001", "in_history": True}
+    assert inbound(sqlite_db) == ["你好", "还在吗"]
+
+
+def test_a_frame_sent_again_while_its_turn_runs_gets_the_answer(sqlite_db, monkeypatch):
+    """The first socket is gone before the answer, and the new one's history was read before the
+    answer was written: the answer goes to the new socket, once."""
+    import threading
+
+    from bot.conversation import ConversationService
+
+    paused_visitor(sqlite_db)
+    release = threading.Event()
+    handle = ConversationService.handle
+
+    async def slow_handle(self, incoming):
+        await asyncio.to_thread(release.wait, 10)
+        return await handle(self, incoming)
+
+    monkeypatch.setattr(ConversationService, "handle", slow_handle)
+    frame = json.dumps({"type": "message", "id": "frame-0002", "text": "在吗"})
+    try:
+        with TestClient(app_for(sqlite_db)) as client, connect(client) as old:
+            old.send_text(frame)
+            assert json.loads(old.receive_text())["type"] == "typing"  # the turn is running
+            with connect(client) as new:  # its history is read now, before the answer
+                new.send_text(frame)
+                release.set()
+                answer = json.loads(new.receive_text())
+                assert answer["key"] == "webchat_passed_on" and answer["ack"] == "frame-0002"
+    finally:
+        release.set()
+    assert inbound(sqlite_db) == ["你好", "在吗"]
+
+
+def test_a_bad_frame_id_is_refused(sqlite_db):
+    paused_visitor(sqlite_db)
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        socket.send_text(json.dumps({"type": "message", "id": "../x", "text": "hi"}))
+        assert json.loads(socket.receive_text())["key"] == "webchat_bad_message"
