@@ -9,6 +9,7 @@ Protocol (JSON text frames):
   server → visitor   {"type": "history", "language", "paused", "lines": [{"from", "text", "buttons", "staff_name"}]}
                      {"type": "typing"}
                      {"type": "replies", "ack", "language", "replies": [{"text", "buttons": [{"title", "payload"}]}]}
+                     (the welcome, to a visitor without a transcript, has "welcome": true)
                      {"type": "push", "from": "staff" | "bot", "staff_name", "text", "buttons"}
                      {"type": "notice", "ack", "key", "text", "retry"}   (retry: the text to send again)
                      {"type": "ack", "id", "in_history"}   (a frame handled before: answered once already)
@@ -283,7 +284,8 @@ class WebChat:
         # user and no transcript; the visitor's first message or chip does.
         language = past.language if past is not None else i18n.normalise(language_code)
         welcome = Reply(text=i18n.t("welcome", language), buttons=language_buttons())
-        await connection.send({"type": "replies", "language": language, "replies": [reply_json(welcome)]})
+        await connection.send({"type": "replies", "welcome": True, "language": language,
+                               "replies": [reply_json(welcome)]})
 
     async def on_frame(self, connection: Connection, visitor: str, language_code: str | None, raw: str) -> None:
         frame_id = None

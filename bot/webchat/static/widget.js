@@ -212,6 +212,7 @@
     } else if (message.type === "typing") {
       showTyping(true);
     } else if (message.type === "replies") {
+      if (message.welcome && log.querySelector(".line.bot")) return; // a reconnect before the first message
       showTyping(false);
       var buttons = [];
       message.replies.forEach(function (reply) {
