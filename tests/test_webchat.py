@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+import i18n
 from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.server import RateLimit, create_app, history_line
@@ -268,3 +269,28 @@ def test_a_bad_frame_id_is_refused(sqlite_db):
     with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
         socket.send_text(json.dumps({"type": "message", "id": "../x", "text": "hi"}))
         assert json.loads(socket.receive_text())["key"] == "webchat_bad_message"
+
+
+def test_a_turn_that_fails_is_answered_and_acknowledged(sqlite_db, monkeypatch):
+    """A bug or a store outage mid-turn: the visitor is told, the frame acknowledged (not sent
+    again for ever), and the socket still takes the next message."""
+    from bot.conversation import ConversationService
+
+    paused_visitor(sqlite_db)
+    handle = ConversationService.handle
+    failures = [RuntimeError("a bug")]
+
+    async def failing_handle(self, incoming):
+        if failures:
+            raise failures.pop()
+        return await handle(self, incoming)
+
+    monkeypatch.setattr(ConversationService, "handle", failing_handle)
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0003", "text": "一"}))
+        assert json.loads(socket.receive_text())["type"] == "typing"
+        told = json.loads(socket.receive_text())
+        assert (told["key"], told["ack"], told["text"]) == ("unavailable", "frame-0003", i18n.t("unavailable", "en"))
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0004", "text": "二"}))
+        assert json.loads(socket.receive_text())["type"] == "typing"
+        assert json.loads(socket.receive_text())["ack"] == "frame-0004"

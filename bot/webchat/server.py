@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import i18n
+from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult, language_buttons
 from bot.notifier import Notifier
 from bot.rasa_client import Button, RasaClient, Reply
@@ -333,6 +334,8 @@ class WebChat:
             else:
                 result = await self.service.handle(incoming)
             answer = self.answer(result)
+        except Exception as error:  # noqa: BLE001  told plainly; the socket (and the next frame) go on
+            answer = [self.failure(error, language_code)]
         finally:
             if turn is not None:
                 turn.finish(answer)
@@ -360,6 +363,18 @@ class WebChat:
             # Its first socket was gone before the answer, and this one's history was read too early.
             turn.shown_on.add(connection)
         return True
+
+    @staticmethod
+    def failure(error: Exception, language_code: str | None) -> dict:
+        """A turn that failed is answered too (as on WeChat): acknowledged, so not sent again."""
+        key = "unavailable"
+        if store_faults.is_store_fault(error):
+            store_faults.report("web chat", error)
+            key = "store_unavailable"
+        else:
+            logger.exception("web chat turn failed")
+        return {"type": "notice", "key": key, "language": None,
+                "text": i18n.t(key, i18n.normalise(language_code))}
 
     @staticmethod
     def answer(result: TurnResult) -> list[dict]:
