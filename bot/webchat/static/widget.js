@@ -181,13 +181,13 @@
 
   window.addEventListener("online", function () { if (!socket) { attempts = Math.max(attempts, 1); connect(); } });
 
-  function acknowledge(id, inHistory) {
+  function acknowledge(id, dropLine) {
     var before = pending.length;
     pending = pending.filter(function (item) { return item.id !== id; });
     if (pending.length !== before) savePending();
     var line = pendingLine(id);
     if (!line) return;
-    if (inHistory) { // handled before this connection's history was read: the history shows it
+    if (dropLine) { // in the history this connection was shown (or refused for speed: the text is back in the box)
       line.remove();
     } else {
       line.classList.remove("pending");
@@ -198,7 +198,8 @@
 
   function receive(message) {
     if (message.language) setLanguage(message.language);
-    if (message.ack) acknowledge(message.ack, false);
+    // Refused for speed: not taken, so the line goes (its text is put back in the box).
+    if (message.ack) acknowledge(message.ack, message.key === "webchat_slow_down");
     if (message.type === "ack") {
       acknowledge(message.id, message.in_history);
       if (!pending.length) showTyping(false);
