@@ -294,3 +294,22 @@ def test_a_turn_that_fails_is_answered_and_acknowledged(sqlite_db, monkeypatch):
         socket.send_text(json.dumps({"type": "message", "id": "frame-0004", "text": "二"}))
         assert json.loads(socket.receive_text())["type"] == "typing"
         assert json.loads(socket.receive_text())["ack"] == "frame-0004"
+
+
+def test_a_store_down_at_the_claim_is_said_and_acknowledged(sqlite_db, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from bot.webchat import server
+
+    paused_visitor(sqlite_db)
+
+    def store_down(*args):
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        monkeypatch.setattr(server.conversations, "claim_update", store_down)
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0005", "text": "三"}))
+        told = json.loads(socket.receive_text())
+        assert (told["key"], told["ack"]) == ("store_unavailable", "frame-0005")
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0005", "text": "三"}))  # not left waiting
+        assert json.loads(socket.receive_text())["id"] == "frame-0005"

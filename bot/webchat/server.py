@@ -312,18 +312,15 @@ class WebChat:
             await self.notice(connection, visitor, "webchat_slow_down", ack=frame_id,
                               retry=text if kind == "message" else None)
             return
-        turn = None
-        if frame_id is not None:
-            turn = self.remember(visitor, frame_id)
-            if not await self.service.in_thread(conversations.claim_update, self.service.db,
-                                                frame_key(visitor, frame_id), DEDUP_BOT_ID):
+        turn = self.remember(visitor, frame_id) if frame_id is not None else None
+        answer: list[dict] = []
+        try:
+            if frame_id is not None and not await self.service.in_thread(
+                    conversations.claim_update, self.service.db, frame_key(visitor, frame_id), DEDUP_BOT_ID):
                 # Handled before (by another server, or before a restart): the history has it.
-                turn.finish([])
                 self.repeated += 1
                 await connection.send({"type": "ack", "id": frame_id, "in_history": True})
                 return
-        answer: list[dict] = []
-        try:
             await connection.send({"type": "typing"})
             incoming = self.incoming(connection, visitor, language_code, text)
             if kind == "press":
