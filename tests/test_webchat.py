@@ -3,12 +3,15 @@ widget shows it, the per-visitor limit, and staff replies routed to the web chan
 over the visitor's socket. (The conversation itself, on real Rasa, is tests/e2e/test_webchat_browser.py.)"""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+import i18n
 from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.server import RateLimit, create_app, history_line
@@ -185,3 +188,128 @@ def test_connections_per_address_are_limited(sqlite_db):
                 pass
         with pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws", headers=headers) as ws:
             ws.receive_text()
+
+
+def paused_visitor(db) -> None:
+    """A visitor whose conversation staff have: a turn needs no Rasa (its answer: "passed on")."""
+    user = users.upsert_user(db, "web", VISITOR, default_language="zh")
+    conversations.record_lines(db, user.id, ["你好"], direction="in", language="zh")
+    handoffs.start_handoff(db, user.sender_id, "asked", "zh")
+
+
+@contextlib.contextmanager
+def connect(client):
+    with client.websocket_connect("/ws", headers={"Origin": "https://provider.example"}) as socket:
+        socket.send_text(json.dumps({"type": "hello", "visitor": VISITOR}))
+        assert json.loads(socket.receive_text())["type"] == "history"
+        yield socket
+
+
+def inbound(db) -> list[str]:
+    return [line.text for line in transcripts.history(db, "web", VISITOR).lines if line.direction == "in"]
+
+
+def test_a_frame_sent_again_is_answered_once(sqlite_db):
+    paused_visitor(sqlite_db)
+    frame = json.dumps({"type": "message", "id": "frame-0001", "text": "还在吗"})
+    with TestClient(app_for(sqlite_db)) as client:
+        with connect(client) as socket:
+            socket.send_text(frame)
+            assert json.loads(socket.receive_text())["type"] == "typing"
+            answer = json.loads(socket.receive_text())
+            assert answer["key"] == "webchat_passed_on" and answer["ack"] == "frame-0001"
+            # The same id on the same socket: acknowledged, not answered again.
+            socket.send_text(frame)
+            assert json.loads(socket.receive_text()) == {"type": "ack", "id": "frame-0001", "in_history": False}
+        # After a reconnect (the widget did not see the ack): the history has it; a bare ack.
+        with connect(client) as socket:
+            socket.send_text(frame)
+            assert json.loads(socket.receive_text()) == {"type": "ack", "id": "frame-0001", "in_history": True}
+        assert client.app.state.webchat.repeated == 2
+    # Another server (or this one restarted) knows it from the store.
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        socket.send_text(frame)
+        assert json.loads(socket.receive_text()) == {"type": "ack", "id": "frame-0001", "in_history": True}
+    assert inbound(sqlite_db) == ["你好", "还在吗"]
+
+
+def test_a_frame_sent_again_while_its_turn_runs_gets_the_answer(sqlite_db, monkeypatch):
+    """The first socket is gone before the answer, and the new one's history was read before the
+    answer was written: the answer goes to the new socket, once."""
+    import threading
+
+    from bot.conversation import ConversationService
+
+    paused_visitor(sqlite_db)
+    release = threading.Event()
+    handle = ConversationService.handle
+
+    async def slow_handle(self, incoming):
+        await asyncio.to_thread(release.wait, 10)
+        return await handle(self, incoming)
+
+    monkeypatch.setattr(ConversationService, "handle", slow_handle)
+    frame = json.dumps({"type": "message", "id": "frame-0002", "text": "在吗"})
+    try:
+        with TestClient(app_for(sqlite_db)) as client, connect(client) as old:
+            old.send_text(frame)
+            assert json.loads(old.receive_text())["type"] == "typing"  # the turn is running
+            with connect(client) as new:  # its history is read now, before the answer
+                new.send_text(frame)
+                release.set()
+                answer = json.loads(new.receive_text())
+                assert answer["key"] == "webchat_passed_on" and answer["ack"] == "frame-0002"
+    finally:
+        release.set()
+    assert inbound(sqlite_db) == ["你好", "在吗"]
+
+
+def test_a_bad_frame_id_is_refused(sqlite_db):
+    paused_visitor(sqlite_db)
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        socket.send_text(json.dumps({"type": "message", "id": "../x", "text": "hi"}))
+        assert json.loads(socket.receive_text())["key"] == "webchat_bad_message"
+
+
+def test_a_turn_that_fails_is_answered_and_acknowledged(sqlite_db, monkeypatch):
+    """A bug or a store outage mid-turn: the visitor is told, the frame acknowledged (not sent
+    again for ever), and the socket still takes the next message."""
+    from bot.conversation import ConversationService
+
+    paused_visitor(sqlite_db)
+    handle = ConversationService.handle
+    failures = [RuntimeError("a bug")]
+
+    async def failing_handle(self, incoming):
+        if failures:
+            raise failures.pop()
+        return await handle(self, incoming)
+
+    monkeypatch.setattr(ConversationService, "handle", failing_handle)
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0003", "text": "一"}))
+        assert json.loads(socket.receive_text())["type"] == "typing"
+        told = json.loads(socket.receive_text())
+        assert (told["key"], told["ack"], told["text"]) == ("unavailable", "frame-0003", i18n.t("unavailable", "en"))
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0004", "text": "二"}))
+        assert json.loads(socket.receive_text())["type"] == "typing"
+        assert json.loads(socket.receive_text())["ack"] == "frame-0004"
+
+
+def test_a_store_down_at_the_claim_is_said_and_acknowledged(sqlite_db, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from bot.webchat import server
+
+    paused_visitor(sqlite_db)
+
+    def store_down(*args):
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    with TestClient(app_for(sqlite_db)) as client, connect(client) as socket:
+        monkeypatch.setattr(server.conversations, "claim_update", store_down)
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0005", "text": "三"}))
+        told = json.loads(socket.receive_text())
+        assert (told["key"], told["ack"]) == ("store_unavailable", "frame-0005")
+        socket.send_text(json.dumps({"type": "message", "id": "frame-0005", "text": "三"}))  # not left waiting
+        assert json.loads(socket.receive_text())["id"] == "frame-0005"

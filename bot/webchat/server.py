@@ -4,13 +4,22 @@ WebSocket, handing every message, command and chip press to the conversation ser
 
 Protocol (JSON text frames):
   visitor → server   {"type": "hello", "visitor": "<id from localStorage>", "language": "zh-CN"}
-                     {"type": "message", "text": "…"}   (a text starting with "/" is a command)
-                     {"type": "press", "payload": "…", "title": "…"}
+                     {"type": "message", "id": "<client message id>", "text": "…"}   ("/…": a command)
+                     {"type": "press", "id": "…", "payload": "…", "title": "…"}
   server → visitor   {"type": "history", "language", "paused", "lines": [{"from", "text", "buttons", "staff_name"}]}
                      {"type": "typing"}
-                     {"type": "replies", "language", "replies": [{"text", "buttons": [{"title", "payload"}]}]}
+                     {"type": "replies", "ack", "language", "replies": [{"text", "buttons": [{"title", "payload"}]}]}
+                     (the welcome, to a visitor without a transcript, has "welcome": true)
                      {"type": "push", "from": "staff" | "bot", "staff_name", "text", "buttons"}
-                     {"type": "notice", "key", "text", "retry"}   (retry: the text to send again)
+                     {"type": "notice", "ack", "key", "text", "retry"}   (retry: the text to send again)
+                     {"type": "ack", "id", "in_history"}   (a frame handled before: answered once already)
+
+Delivery is at least once, answered once: the widget keeps each frame it sent (in localStorage)
+until a frame with its id as "ack" comes back, and sends it again after a reconnect. The server
+claims each (visitor, id) in the store (conversations.claim_update, as Telegram's update_id and
+WeChat's MsgId), so a frame sent again is not a second turn: it gets a bare "ack", or, when the
+first answer went to a socket that was gone and the visitor's new history was read before that
+answer was written, the answer itself (kept in memory for RECENT seconds).
 
 The visitor id (a random UUID the widget keeps in localStorage) is the only thing that ties a
 browser to its conversation; nothing secret is in the page. Staff replies and other
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -38,13 +48,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import i18n
+from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult, language_buttons
 from bot.notifier import Notifier
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
 from bot.webchat.origins import is_allowed
 from bot.webchat.settings import WebchatSettings
-from store import history as transcripts, users
+from store import conversations, history as transcripts, users
 from store.db import Database
 from store.kinds import Channel, NotificationKind
 
@@ -53,6 +64,9 @@ logger = logging.getLogger(__name__)
 CHANNEL = Channel.WEB
 STATIC = Path(__file__).resolve().parent / "static"
 VISITOR_RE = re.compile(r"^[A-Za-z0-9-]{16,64}$")
+FRAME_ID_RE = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+DEDUP_BOT_ID = "web"  # the store's processed_updates "bot" for web frames (Telegram: the bot's id)
+RECENT = 600.0  # seconds a turn's answer is kept in memory for a frame sent again
 # How the transcript writes a reply's buttons (ConversationService.record_replies).
 BUTTON_LINE = re.compile(r"^\[[^\]\n]*\](?: \| \[[^\]\n]*\])*$")
 MAX_TEXT = 4000
@@ -92,6 +106,7 @@ class Connection:
     def __init__(self, socket: WebSocket) -> None:
         self.socket = socket
         self._lock = asyncio.Lock()
+        self.history_read_at = float("inf")  # when greet() read the history this socket was shown
 
     async def send(self, message: dict) -> bool:
         async with self._lock:
@@ -100,6 +115,26 @@ class Connection:
                 return True
             except Exception:  # noqa: BLE001  the visitor went away mid-send; the transcript has it
                 return False
+
+
+class Turn:
+    """One client frame being handled or handled lately, for a copy of it sent again."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.answer: list[dict] = []  # the frames that answered it (without their "ack")
+        self.recorded_at = float("inf")  # monotonic: when its answer was in the transcript
+        self.shown_on: set[Connection] = set()
+
+    def finish(self, answer: list[dict]) -> None:
+        self.answer, self.recorded_at = answer, time.monotonic()
+        self.done.set()
+
+
+def frame_key(visitor: str, frame_id: str) -> int:
+    """The store's key for one visitor's frame (processed_updates.update_id is a BIGINT)."""
+    digest = hashlib.sha256(f"{visitor}|{frame_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 class Visitors:
@@ -174,6 +209,8 @@ class WebChat:
         self.connecting = RateLimit(CONNECTIONS_PER_MINUTE, 60.0)
         self.refused = 0  # handshakes refused for their origin (for tests and logs)
         self.greeted = 0  # connections that said hello (a reconnect counts again)
+        self.repeated = 0  # frames sent again and answered from memory or with a bare ack
+        self.turns: dict[tuple[str, str], Turn] = {}  # (visitor, frame id) → its turn, for RECENT s
         self.notifier = WebNotifier(service, self.deliver, None, settings.notification_interval,
                                     channels=(CHANNEL,), staff_alerts=False)
 
@@ -237,6 +274,7 @@ class WebChat:
     async def greet(self, connection: Connection, visitor: str, language_code: str | None) -> None:
         """The conversation so far; a first visit gets the welcome (with the language chips)."""
         self.greeted += 1
+        connection.history_read_at = time.monotonic()  # answers written after this are not in it
         past = await self.service.in_thread(transcripts.history, self.service.db, CHANNEL, visitor,
                                             self.settings.history_lines)
         if past is not None and past.lines:
@@ -247,46 +285,115 @@ class WebChat:
         # user and no transcript; the visitor's first message or chip does.
         language = past.language if past is not None else i18n.normalise(language_code)
         welcome = Reply(text=i18n.t("welcome", language), buttons=language_buttons())
-        await connection.send({"type": "replies", "language": language, "replies": [reply_json(welcome)]})
+        await connection.send({"type": "replies", "welcome": True, "language": language,
+                               "replies": [reply_json(welcome)]})
 
     async def on_frame(self, connection: Connection, visitor: str, language_code: str | None, raw: str) -> None:
+        frame_id = None
         try:
             frame = json.loads(raw)
             kind = frame["type"]
+            if frame.get("id") is not None:
+                frame_id = str(frame["id"])
+                if not FRAME_ID_RE.match(frame_id):
+                    frame_id = None
+                    raise ValueError("bad id")
             text = str(frame.get("text") or frame.get("title") or "")[:MAX_TEXT]
             payload = str(frame.get("payload") or "")[:1024]
             if kind not in ("message", "press") or (kind == "press" and not payload):
                 raise ValueError(kind)
-        except (ValueError, KeyError, TypeError):
-            await self.notice(connection, visitor, "webchat_bad_message")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            await self.notice(connection, visitor, "webchat_bad_message", ack=frame_id)
+            return
+        if frame_id is not None and await self.repeat(connection, visitor, frame_id):
             return
         if not self.limit.allow(visitor):
-            await self.notice(connection, visitor, "webchat_slow_down", retry=text if kind == "message" else None)
+            # Not handled: acknowledged all the same (the widget puts the text back to send again).
+            await self.notice(connection, visitor, "webchat_slow_down", ack=frame_id,
+                              retry=text if kind == "message" else None)
             return
-        await connection.send({"type": "typing"})
-        incoming = self.incoming(connection, visitor, language_code, text)
-        if kind == "press":
-            result = await self.service.press(incoming, payload, text or None)
-        elif text.startswith("/") and len(text.strip()) > 1:
-            words = text.split()
-            result = await self.service.command(incoming, words[0][1:].lower(), words[1:])
+        turn = self.remember(visitor, frame_id) if frame_id is not None else None
+        answer: list[dict] = []
+        try:
+            if frame_id is not None and not await self.service.in_thread(
+                    conversations.claim_update, self.service.db, frame_key(visitor, frame_id), DEDUP_BOT_ID):
+                # Handled before (by another server, or before a restart): the history has it.
+                self.repeated += 1
+                await connection.send({"type": "ack", "id": frame_id, "in_history": True})
+                return
+            await connection.send({"type": "typing"})
+            incoming = self.incoming(connection, visitor, language_code, text)
+            if kind == "press":
+                result = await self.service.press(incoming, payload, text or None)
+            elif text.startswith("/") and len(text.strip()) > 1:
+                words = text.split()
+                result = await self.service.command(incoming, words[0][1:].lower(), words[1:])
+            else:
+                result = await self.service.handle(incoming)
+            answer = self.answer(result)
+        except Exception as error:  # noqa: BLE001  told plainly; the socket (and the next frame) go on
+            answer = [self.failure(error, language_code)]
+        finally:
+            if turn is not None:
+                turn.finish(answer)
+        if await self.show(connection, answer, frame_id) and turn is not None:
+            turn.shown_on.add(connection)
+
+    def remember(self, visitor: str, frame_id: str) -> Turn:
+        now = time.monotonic()
+        for key in [k for k, t in self.turns.items() if t.done.is_set() and now - t.recorded_at > RECENT]:
+            del self.turns[key]
+        turn = self.turns[visitor, frame_id] = Turn()
+        return turn
+
+    async def repeat(self, connection: Connection, visitor: str, frame_id: str) -> bool:
+        """A frame this server has seen: answered once. False: not seen here (the store decides)."""
+        turn = self.turns.get((visitor, frame_id))
+        if turn is None:
+            return False
+        self.repeated += 1
+        await turn.done.wait()  # still being handled (on a socket that may be gone): its answer
+        if connection in turn.shown_on or turn.recorded_at <= connection.history_read_at or not turn.answer:
+            await connection.send({"type": "ack", "id": frame_id,
+                                   "in_history": connection not in turn.shown_on})
+        elif await self.show(connection, turn.answer, frame_id):
+            # Its first socket was gone before the answer, and this one's history was read too early.
+            turn.shown_on.add(connection)
+        return True
+
+    @staticmethod
+    def failure(error: Exception, language_code: str | None) -> dict:
+        """A turn that failed is answered too (as on WeChat): acknowledged, so not sent again."""
+        key = "unavailable"
+        if store_faults.is_store_fault(error):
+            store_faults.report("web chat", error)
+            key = "store_unavailable"
         else:
-            result = await self.service.handle(incoming)
-        await self.show(connection, result)
+            logger.exception("web chat turn failed")
+        return {"type": "notice", "key": key, "language": None,
+                "text": i18n.t(key, i18n.normalise(language_code))}
 
-    async def show(self, connection: Connection, result: TurnResult) -> None:
+    @staticmethod
+    def answer(result: TurnResult) -> list[dict]:
         if result.paused:  # staff have the conversation: they read it in the console
-            await connection.send({"type": "notice", "key": "webchat_passed_on", "language": result.language,
-                                   "text": i18n.t("webchat_passed_on", result.language)})
-            return
-        await connection.send({"type": "replies", "language": result.language,
-                               "replies": [reply_json(r) for r in result.replies]})
+            return [{"type": "notice", "key": "webchat_passed_on", "language": result.language,
+                     "text": i18n.t("webchat_passed_on", result.language)}]
+        return [{"type": "replies", "language": result.language, "replies": [reply_json(r) for r in result.replies]}]
 
-    async def notice(self, connection: Connection, visitor: str, key: str, retry: str | None = None) -> None:
+    async def show(self, connection: Connection, answer: list[dict], frame_id: str | None) -> bool:
+        """The answer, its last frame carrying the ack (one frame: answered and acknowledged at once)."""
+        sent = True
+        for index, message in enumerate(answer):
+            last = index == len(answer) - 1
+            sent = await connection.send({**message, "ack": frame_id} if last else message) and sent
+        return sent
+
+    async def notice(self, connection: Connection, visitor: str, key: str, retry: str | None = None,
+                     ack: str | None = None) -> None:
         user = await self.service.in_thread(transcripts.history, self.service.db, CHANNEL, visitor, 1)
         language = user.language if user else None
         await connection.send({"type": "notice", "key": key, "language": language,
-                               "text": i18n.t(key, language), "retry": retry})
+                               "text": i18n.t(key, language), "retry": retry, "ack": ack})
 
 
 # --- HTTP --------------------------------------------------------------------------------------

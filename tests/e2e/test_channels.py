@@ -48,13 +48,7 @@ TURN = 45.0  # seconds: a turn on real Rasa, on 2 shared cores
 QUIET = 0.6  # seconds without a new Telegram message after the turn's update was handled
 
 # (script, channel) → why that channel cannot run the script. README: "What each channel cannot do".
-CANNOT: dict[tuple[str, str], str] = {
-    ("duplicate", "web"): (
-        "the web chat has no redelivery to de-duplicate: the widget sends each frame once over its "
-        "WebSocket (it queues frames only while offline and never resends one it sent), and frames "
-        "carry no message id (Telegram repeats an update_id, WeChat a MsgId)"
-    ),
-}
+CANNOT: dict[tuple[str, str], str] = {}
 
 MODULES_EN = ["Workplace Cooperation", "Quality Management", "Clean Production",
               "Human Resource Management", "Occupational Safety and Health"]
@@ -285,17 +279,37 @@ class WebDriver:
         await self.socket.send(json.dumps({"type": "hello", "visitor": self.visitor, "language": "en-US"}))
         return self._said(await self._frames_until(lambda f: f["type"] in ("replies", "history")))
 
+    async def _send(self, frame: dict) -> list[dict]:
+        """A frame with a new client id, and the frames up to its acknowledgement (the turn's answer)."""
+        frame_id = str(uuid.uuid4())
+        await self.socket.send(json.dumps({**frame, "id": frame_id}))
+        frames = await self._frames_until(lambda f: self._turn_over(f) and f.get("ack") == frame_id)
+        return frames
+
     async def send(self, text: str, expect_reply: bool = True) -> list[Said]:
         # a turn always answers on the web chat: when staff have the conversation, a "passed on" notice
-        await self.socket.send(json.dumps({"type": "message", "text": text}))
-        return self._said(await self._frames_until(self._turn_over))
+        return self._said(await self._send({"type": "message", "text": text}))
 
     async def press(self, title: str) -> list[Said]:
-        await self.socket.send(json.dumps({"type": "press", "payload": self.buttons[title], "title": title}))
-        return self._said(await self._frames_until(self._turn_over))
+        return self._said(await self._send({"type": "press", "payload": self.buttons[title], "title": title}))
 
     async def send_twice(self, text: str) -> list[Said]:
-        raise NotImplementedError(CANNOT["duplicate", "web"])
+        # As the widget does after a reconnect when it did not see the acknowledgement: the same
+        # id again. A socket's frames are handled in order, so both acknowledgements (an answer
+        # carrying "ack", a bare "ack") come back, and a second answer, were there one, before them.
+        frame_id = str(uuid.uuid4())
+        frame = json.dumps({"type": "message", "text": text, "id": frame_id})
+        await self.socket.send(frame)
+        await self.socket.send(frame)
+
+        def acknowledged() -> int:
+            return sum(f.get("ack") == frame_id or f.get("id") == frame_id for f in self.frames[self.seen:])
+
+        await until(lambda: acknowledged() >= 2, TURN, "both copies to be acknowledged")
+        frames = self.frames[self.seen:]
+        self.seen = len(frames) + self.seen
+        assert [f for f in frames if f["type"] == "ack"] == [{"type": "ack", "id": frame_id, "in_history": False}]
+        return self._said(frames)
 
     async def pushed(self, predicate: Callable[[Said], bool], timeout: float = TURN) -> Said:
         frames = await self._frames_until(lambda f: f["type"] == "push" and predicate(Said(f["text"])), timeout)

@@ -1,10 +1,11 @@
 """The website chat in a real browser (Debian Chromium through Playwright, launched as in
 tests/test_console_browser.py) against the web chat server on real Rasa and action servers:
 the demo page, a question in Chinese, a chip, the history after a reload, a network drop,
-a handoff answered from the console; a page on a disallowed origin is refused.
+a handoff answered from the console; a message whose socket is cut as it is sent, answered once
+after the reconnect; a page on a disallowed origin is refused.
 
-Screenshots: docs/webchat-desktop.png and docs/webchat-phone.png with UPDATE_SCREENSHOTS=1
-(var/screenshots/ otherwise)."""
+Screenshots: docs/webchat-desktop.png, docs/webchat-phone.png and docs/webchat-pending.png with
+UPDATE_SCREENSHOTS=1 (var/screenshots/ otherwise)."""
 from __future__ import annotations
 
 import asyncio
@@ -206,6 +207,84 @@ def test_demo_page_conversation_history_and_staff_reply(webchat, console, browse
     # Once, and still there after a reload (from the transcript).
     page.reload()
     expect(page.locator(".line.staff")).to_have_count(1, timeout=WAIT)
+
+
+def test_a_message_sent_as_the_connection_drops_is_answered_once(webchat, browser, stack):
+    """The socket is cut right after the visitor's frame leaves the page: once before the server
+    has it, once after (the server handles it, its answer goes to a closed socket). Either way
+    the widget shows the line as pending, reconnects, sends the frame again, and the visitor gets
+    one answer; the transcript has the line once."""
+    import json
+    import re
+    import time
+
+    from playwright.sync_api import expect
+
+    base, app = webchat
+    chat = app.state.webchat
+    cut: list[str] = []  # how to cut the socket at the next message frame: "before" | "after" the server
+    frames: list[str] = []  # ids of the frames cut
+
+    def route(ws) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message) -> None:
+            frame = json.loads(message) if isinstance(message, str) else {}
+            if frame.get("type") in ("message", "press") and cut and frame.get("id") not in frames:
+                frames.append(frame["id"])
+                if cut.pop(0) == "after":
+                    server.send(message)
+                ws.close(code=1012)  # the page's socket, then the server's
+                server.close(code=1012)
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    page = browser.new_page()
+    page.route_web_socket(re.compile(r"/ws$"), route)
+    page.goto(f"{base}/demo")
+    log = open_chat(page)
+    expect(log).to_contain_text("I'm the SCORE assistant", timeout=WAIT)
+    visitor = page.evaluate("localStorage.getItem('score-webchat-visitor')")
+    box = page.get_by_role("textbox", name="Your message")
+
+    def answered_once(question: str, answer: str) -> None:
+        expect(log).to_contain_text(answer, timeout=WAIT)
+        expect(page.locator(".line.pending")).to_have_count(0, timeout=WAIT)
+        time.sleep(1.5)  # a second answer, had there been one, would be here by now
+        expect(page.locator(".line.bot", has_text=answer)).to_have_count(1)
+        expect(page.locator(".line.user", has_text=question)).to_have_count(1)
+        assert page.evaluate("localStorage.getItem('score-webchat-pending')") == "[]"
+        lines = conversations.recent_lines(stack.db, conversations.get_user(stack.db, f"web-{visitor}").id, 50)
+        assert [line.text for line in lines if line.direction == "in"].count(question) == 1
+
+    # Cut before the server has it: pending, sent again after the reconnect, answered.
+    greeted = chat.greeted
+    cut.append("before")
+    box.fill("what is the training format")
+    box.press("Enter")
+    pending = page.locator(".line.user.pending", has_text="what is the training format")
+    expect(pending).to_contain_text("Sending…")
+    page.screenshot(path=str(DOCS / "webchat-pending.png"))
+    answered_once("what is the training format", "Source")
+    assert chat.greeted == greeted + 1  # one reconnect
+    expect(log.locator(".line.bot", has_text="I'm the SCORE assistant")).to_have_count(1)  # welcomed once
+
+    # Cut after the server has it: handled once; the frame sent again is recognised as a repeat.
+    repeated = chat.repeated
+    cut.append("after")
+    box.fill("what modules are there")
+    box.press("Enter")
+    answered_once("what modules are there", "Workplace Cooperation")
+    assert chat.repeated == repeated + 1
+    assert len(frames) == 2
+
+    # After a reload, from the transcript: each line once.
+    page.reload()
+    expect(page.get_by_role("log")).to_contain_text("Workplace Cooperation", timeout=WAIT)
+    expect(page.locator(".line.user", has_text="what is the training format")).to_have_count(1)
+    expect(page.locator(".line.pending")).to_have_count(0)
 
 
 def test_other_sites_allowed_and_refused(webchat, browser, sites):

@@ -13,13 +13,18 @@
   var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/ws";
   var VISITOR_KEY = "score-webchat-visitor";
   var OPEN_KEY = "score-webchat-open";
+  var PENDING_KEY = "score-webchat-pending"; // frames sent but not acknowledged: sent again after a reconnect
+
+  function randomId() {
+    return (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
+      : Array.from(crypto.getRandomValues(new Uint8Array(16)), function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
 
   function visitorId() {
     var id = null;
     try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
     if (!id || !/^[A-Za-z0-9-]{16,64}$/.test(id)) {
-      id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
-        : Array.from(crypto.getRandomValues(new Uint8Array(16)), function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      id = randomId();
       try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* a visitor without storage starts afresh */ }
     }
     return id;
@@ -72,6 +77,7 @@
     send.textContent = s("send");
     typing.textContent = s("typing");
     status.textContent = s(statusKey);
+    Array.prototype.forEach.call(log.querySelectorAll(".line.pending .mark"), function (mark) { mark.textContent = s("pending"); });
     panel.setAttribute("lang", language === "zh" ? "zh-Hans" : "en");
   }
   function setLanguage(lang) {
@@ -98,6 +104,18 @@
     return item;
   }
 
+  // A line of the visitor's not yet acknowledged by the server: marked "Sending…" until it is.
+  function addPendingLine(item) {
+    var line = addLine("user", item.shown);
+    line.classList.add("pending");
+    line.dataset.frame = item.id;
+    line.appendChild(el("span", { class: "mark" }, s("pending")));
+    return line;
+  }
+  function pendingLine(id) {
+    return Array.prototype.find.call(log.querySelectorAll(".line.pending"), function (line) { return line.dataset.frame === id; });
+  }
+
   function showChips(buttons, pressable) {
     chips.textContent = "";
     (buttons || []).forEach(function (b) {
@@ -114,10 +132,25 @@
   function showTyping(on) { typing.hidden = !on; if (on) log.scrollTop = log.scrollHeight; }
 
   // --- the connection: reconnects with backoff after a drop ---
-  var socket = null, attempts = 0, timer = null, queue = [];
+  // Delivery is at least once: every frame the visitor sends carries a random id and stays in
+  // `pending` (and localStorage, so a reload keeps it) until the server acknowledges that id;
+  // after each (re)connect, the pending frames are sent again. The server answers an id once.
+  var socket = null, attempts = 0, timer = null;
+  var pending = loadPending();
+
+  function loadPending() {
+    try {
+      var items = JSON.parse(localStorage.getItem(PENDING_KEY) || "[]");
+      return Array.isArray(items) ? items.filter(function (i) { return i && i.id && i.frame; }) : [];
+    } catch (e) { return []; }
+  }
+  function savePending() {
+    try { localStorage.setItem(PENDING_KEY, JSON.stringify(pending)); } catch (e) { /* kept for this page only */ }
+  }
 
   function connect() {
     clearTimeout(timer);
+    timer = null;
     setStatus(attempts ? "reconnecting" : "connecting");
     try { socket = new WebSocket(wsUrl); } catch (e) { return retry(); }
     socket.onopen = function () {
@@ -126,14 +159,15 @@
     socket.onmessage = function (event) {
       var first = attempts !== 0 || statusKey !== "online";
       attempts = 0;
-      if (first) {
-        setStatus("online");
-        // after this first frame (the history), what was typed offline
-        setTimeout(function () { while (queue.length && socket && socket.readyState === 1) socket.send(queue.shift().data); }, 0);
-      }
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       receive(message);
+      if (first) {
+        setStatus("online");
+        // after this first frame (the history or the welcome): what is not acknowledged yet
+        pending.forEach(function (item) { socket.send(JSON.stringify(item.frame)); });
+        if (pending.length) showTyping(true);
+      }
     };
     socket.onclose = function () { socket = null; showTyping(false); retry(); };
   }
@@ -147,18 +181,39 @@
 
   window.addEventListener("online", function () { if (!socket) { attempts = Math.max(attempts, 1); connect(); } });
 
+  function acknowledge(id, dropLine) {
+    var before = pending.length;
+    pending = pending.filter(function (item) { return item.id !== id; });
+    if (pending.length !== before) savePending();
+    var line = pendingLine(id);
+    if (!line) return;
+    if (dropLine) { // in the history this connection was shown (or refused for speed: the text is back in the box)
+      line.remove();
+    } else {
+      line.classList.remove("pending");
+      var mark = line.querySelector(".mark");
+      if (mark) mark.remove();
+    }
+  }
+
   function receive(message) {
     if (message.language) setLanguage(message.language);
-    if (message.type === "history") {
+    // Refused for speed: not taken, so the line goes (its text is put back in the box).
+    if (message.ack) acknowledge(message.ack, message.key === "webchat_slow_down");
+    if (message.type === "ack") {
+      acknowledge(message.id, message.in_history);
+      if (!pending.length) showTyping(false);
+    } else if (message.type === "history") {
       log.textContent = "";
       var last = null;
       message.lines.forEach(function (line) { addLine(line.from, line.text, line.staff_name); last = line; });
-      queue.forEach(function (item) { addLine("user", item.shown); }); // typed while offline: about to go
+      pending.forEach(addPendingLine); // not acknowledged yet: about to be sent again
       showChips(last && last.from === "bot" ? last.buttons.map(function (t) { return { title: t }; }) : [], false);
       showTyping(false);
     } else if (message.type === "typing") {
       showTyping(true);
     } else if (message.type === "replies") {
+      if (message.welcome && log.querySelector(".line.bot")) return; // a reconnect before the first message
       showTyping(false);
       var buttons = [];
       message.replies.forEach(function (reply) {
@@ -176,13 +231,16 @@
     }
   }
 
-  function deliver(frame) {
-    var data = JSON.stringify(frame);
+  function deliver(frame, shown) {
+    var item = { id: randomId(), frame: frame, shown: shown };
+    frame.id = item.id;
+    pending.push(item);
+    savePending();
+    addPendingLine(item);
     if (socket && socket.readyState === 1 && statusKey === "online") {
-      socket.send(data);
+      socket.send(JSON.stringify(frame));
       showTyping(true);
     } else {
-      queue.push({ data: data, shown: frame.title || frame.text });
       addLine("notice", s("queued"));
     }
   }
@@ -190,15 +248,13 @@
   function say(text) {
     text = text.trim();
     if (!text) return;
-    addLine("user", text);
     showChips([], false);
-    deliver({ type: "message", text: text });
+    deliver({ type: "message", text: text }, text);
   }
 
   function press(title, payload) {
-    addLine("user", title);
     showChips([], false);
-    deliver({ type: "press", payload: payload, title: title });
+    deliver({ type: "press", payload: payload, title: title }, title);
     input.focus();
   }
 
@@ -228,6 +284,7 @@
   });
 
   label_all();
+  pending.forEach(addPendingLine); // from before a reload: shown until the history replaces the log
   var wasOpen = false;
   try { wasOpen = sessionStorage.getItem(OPEN_KEY) === "1"; } catch (e) { /* ignore */ }
   if (wasOpen || (script && script.dataset.open === "true")) setOpen(true);
