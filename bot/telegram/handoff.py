@@ -54,6 +54,11 @@ class HandoffRelay:
         view = await self.service.in_thread(handoffs.get_handoff, self.service.db, handoff_id)
         if view is None or view.user_id is None:
             return True
+        if view.status == HandoffStatus.RESOLVED:
+            # Handed back before its alert went out (the gateway was down, or the console
+            # resolved it first): a Claim button for it would only mislead staff.
+            logger.info("handoff #%d was resolved before its alert was sent: not alerted", view.id)
+            return True
         user = await self.service.in_thread(users.get_user, self.service.db, view.sender_id)
         lines = await self.service.in_thread(conversations.recent_lines, self.service.db, view.user_id, 8)
         text = i18n.t(

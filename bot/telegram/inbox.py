@@ -21,6 +21,7 @@ import logging
 
 from telegram import Bot, Update
 
+from bot import store_faults
 from bot.conversation import ConversationService
 from store import inbox
 from store.inbox import InboxView
@@ -52,9 +53,13 @@ class TelegramInbox:
                 inbox.receive, self.service.db, self.service.holder, Channel.TELEGRAM,
                 str(user.id if user else chat.id), chat.id, update.update_id, str(update.get_bot().id),
                 update.to_json(), shown_text(update), received)
-        except Exception:  # the store is failing: handled in memory, as before the inbox
-            logger.warning("could not record update %d in the inbox", update.update_id, exc_info=True)
+        except Exception as error:  # the store is failing: handled in memory, as before the inbox
+            if store_faults.is_store_fault(error):  # one line per outage, not a traceback per update
+                store_faults.report("inbox", error)
+            else:
+                logger.warning("could not record update %d in the inbox", update.update_id, exc_info=True)
             return True
+        store_faults.recovered()  # the store took a write: the next fault is a new outage
         if row is None:
             logger.info("update %d delivered again: dropped", update.update_id)
             return False

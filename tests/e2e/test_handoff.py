@@ -7,7 +7,10 @@ import itertools
 from sqlalchemy import select
 
 import i18n
-from store.models import Handoff, TranscriptLine, User
+from store import handoff as handoffs
+from store.db import Database
+from store.kinds import NotificationKind
+from store.models import Handoff, Notification, TranscriptLine, User
 from tests.e2e.conftest import STAFF_CHAT_ID, STAFF_USER_ID
 from tests.e2e.gateways import running_gateway
 from tests.fakes.bot_api import FakeBotApi
@@ -124,3 +127,29 @@ async def test_a_staff_reply_is_routed_by_a_gateway_that_did_not_relay_the_messa
     finally:
         await api_a.stop()
         await api_b.stop()
+
+
+async def test_a_handoff_resolved_before_its_alert_went_out_is_not_alerted(stack, tmp_path):
+    """Handoffs opened while no gateway with the staff group ran (a WeChat user, a gateway
+    down): when one starts, the open ones are alerted and one already handed back from the
+    console is not (its Claim button would mislead staff)."""
+    db = Database(f"sqlite:///{tmp_path / 'assistant.db'}")
+    db.create_all()
+    try:
+        kept = handoffs.start_handoff(db, "wx-oOpen", "asked", "zh")
+        closed = handoffs.start_handoff(db, "wx-oClosed", "asked", "en")
+        handoffs.claim_as(db, closed.id, "anna")
+        handoffs.resolve_as(db, closed.id, "anna")
+        async with running_gateway(stack, db) as gateway:
+            api = gateway.api
+            await api.wait_for(lambda: any(f"Handoff #{kept.id}" in t for t in api.texts(STAFF_CHAT_ID)), 20)
+            await api.wait_for(lambda: all_alerts_done(db), 20)  # the resolved one's alert row too
+            assert not any(f"Handoff #{closed.id}" in t for t in api.texts(STAFF_CHAT_ID))
+    finally:
+        db.dispose()
+
+
+def all_alerts_done(db: Database) -> bool:
+    with db.session() as session:
+        return not session.scalars(select(Notification.id).where(
+            Notification.kind == NotificationKind.HANDOFF_OPENED, Notification.sent_at.is_(None))).all()
