@@ -3,6 +3,7 @@
     - name: rasa_extensions.intent_classifier.SentenceIntentClassifier
       C: 30                   # inverse regularisation of the logistic regression
       scope_floor: 0.6        # below this similarity to every in-scope example: out_of_scope
+      out_of_scope_weight: 2  # out_of_scope's class weight, relative to one intent's
 
 - A multinomial logistic regression (scikit-learn, lbfgs) on the dense sentence features of
   rasa_extensions.sentence_features: deterministic (no random state anywhere), so the same data
@@ -59,6 +60,9 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
             "C": 30.0,
             "max_iter": 3000,
             "scope_floor": 0.0,  # 0: no floor
+            # out_of_scope's weight relative to one intent's ("balanced" weights make every
+            # intent count the same): it stands for everything else, many kinds of messages.
+            "out_of_scope_weight": 1.0,
             "featurizers": [],  # names (aliases) of the featurizers to use; [] = all dense
         }
 
@@ -99,9 +103,8 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
             logger.warning("SentenceIntentClassifier: fewer than 2 intents with features; not trained")
             return self._resource
         x = np.stack(rows)
-        # Every intent weighs the same whatever its number of examples (out_of_scope has many).
         model = LogisticRegression(C=float(self.config["C"]), max_iter=int(self.config["max_iter"]),
-                                   class_weight="balanced")
+                                   class_weight=self._class_weights(labels))
         model.fit(x, np.array(labels))
         self.labels = [str(label) for label in model.classes_]
         self.weights = model.coef_.astype(np.float32)
@@ -110,6 +113,19 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
         self.in_scope = _unit(x[scope]).astype(np.float32)
         self.persist()
         return self._resource
+
+    def _class_weights(self, labels: List[str]) -> Dict[str, float]:
+        """Every intent weighs the same whatever its number of examples (sklearn's "balanced"),
+        out_of_scope `out_of_scope_weight` times that: one weight for a single narrow intent
+        leaves far-off questions that share a place or a verb with a topic ("book me a ...",
+        trivia about a city SCORE runs in) on that topic."""
+        counts: Dict[str, int] = {}
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+        weights = {label: len(labels) / (len(counts) * count) for label, count in counts.items()}
+        if OUT_OF_SCOPE in weights:
+            weights[OUT_OF_SCOPE] *= float(self.config["out_of_scope_weight"])
+        return weights
 
     def persist(self) -> None:
         assert self.weights is not None and self.bias is not None and self.in_scope is not None, "not trained"

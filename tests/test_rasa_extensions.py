@@ -84,6 +84,24 @@ result["same_model_twice"] = bool(np.array_equal(first.weights, second.weights))
 result["reloaded_equal"] = bool(np.array_equal(first.weights, loaded.weights)
                                 and np.array_equal(first.in_scope, loaded.in_scope))
 result["probe"] = [[m.get("intent")["name"], m.get("scope_similarity")] for m in probe]
+
+# out_of_scope_weight: out_of_scope weighs that many times one intent, and the regression
+# gives it more of the probability of a far-off message than with the weight 1.
+labels = [i for i, ts in examples.items() for _ in ts]
+def weighted(weight):
+    return SentenceIntentClassifier.create(
+        {**SentenceIntentClassifier.get_default_config(), **config["classifier"], "out_of_scope_weight": weight},
+        storage, Resource(f"w{weight}"), context)
+result["class_weights"] = {str(w): weighted(w)._class_weights(labels) for w in (1.0, 3.0)}
+def oos_confidence(weight):
+    clf = weighted(weight)
+    clf.train(TrainingData(data))
+    far = [Message.build(text="sing me a song")]
+    featurizer.process(far)
+    clf.process(far)
+    ranking = {r["name"]: r["confidence"] for r in far[0].get("intent_ranking")}
+    return ranking["out_of_scope"]
+result["oos_confidence"] = {str(w): oos_confidence(w) for w in (1.0, 3.0)}
 print("RESULT " + json.dumps(result))
 """
 
@@ -123,3 +141,12 @@ def test_classifier_is_reproducible_and_reloads_exactly(offline_run) -> None:
     intents = [intent for intent, _ in offline_run["probe"]]
     assert intents[:2] == ["faq_fees", "greet"]
     assert all(0.0 < similarity <= 1.0001 for _, similarity in offline_run["probe"])
+
+
+def test_out_of_scope_weight_raises_its_class_weight_and_confidence(offline_run) -> None:
+    one, three = offline_run["class_weights"]["1.0"], offline_run["class_weights"]["3.0"]
+    # "balanced": 12 examples in 3 intents of 4 each, so every intent weighs 1.
+    assert one == {"faq_fees": 1.0, "greet": 1.0, "out_of_scope": 1.0}
+    assert three == {"faq_fees": 1.0, "greet": 1.0, "out_of_scope": 3.0}
+    confidence = offline_run["oos_confidence"]
+    assert confidence["3.0"] > confidence["1.0"]
