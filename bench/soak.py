@@ -107,6 +107,34 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+
+def fd_targets(pid: int) -> dict[str, int]:
+    """What a process's descriptors point at, counted (sockets and pipes by kind): the
+    descriptors a run added say what grew (a pooled database connection, a leaked socket)."""
+    counts: dict[str, int] = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return counts
+    for fd in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = target.split(":", 1)[0] + ":" if target.startswith(("socket:", "pipe:", "anon_inode:")) else target
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def diff_counts(before: dict[str, int], after: dict[str, int]) -> str:
+    """`+1 /tmp/x/assistant.db-wal, -2 socket:` (what changed, by target)."""
+    parts = []
+    for target in sorted(set(before) | set(after)):
+        delta = after.get(target, 0) - before.get(target, 0)
+        if delta:
+            parts.append(f"{delta:+d} {target}")
+    return ", ".join(parts)
+
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         import i18n
@@ -114,6 +142,8 @@ class Soak:
         self.args = args
         self.bad_texts = {i18n.t(key, lang): key for key in BAD_ANSWER_KEYS for lang in ("en", "zh")}
         self.turns: list[Turn] = []
+        self.samples: list[dict[str, tuple[float, int, int]]] = []  # per window, under load
+        self.fd_changes: dict[str, str] = {}
         self.rng = random.Random(args.seed)
         self.users = [User(7_000_000_000 + i) for i in range(args.users)]
         self.by_chat = {u.user_id: u for u in self.users}
@@ -159,11 +189,17 @@ class Soak:
             await self.drive(warmup, record=False)
             await asyncio.sleep(self.args.settle)  # at rest: idle keep-alive sockets closed, as at the end
             start_stats = {name: proc_stats(pid) for name, pid in named.items()}
+            start_fds = {name: fd_targets(pid) for name, pid in named.items()}
             started = time.monotonic()
-            await self.drive(self.args.minutes * 60, record=True)
+            sampler = asyncio.get_running_loop().create_task(self.sample(named))
+            try:
+                await self.drive(self.args.minutes * 60, record=True)
+            finally:
+                sampler.cancel()
             elapsed = time.monotonic() - started
             await asyncio.sleep(self.args.settle)
             end_stats = {name: proc_stats(pid) for name, pid in named.items()}
+            self.fd_changes = {name: diff_counts(start_fds[name], fd_targets(pid)) for name, pid in named.items()}
             metrics = await self.scrape(metrics_port)
             died = [name for name, server in (("rasa", servers[1]), ("actions", servers[0])) if not server.alive()]
             if gateway.poll() is not None:
@@ -180,6 +216,13 @@ class Soak:
                 server.stop()
         log_errors = [line for line in gateway_log.read_text(errors="replace").splitlines() if " ERROR " in line]
         return self.report(elapsed, start_stats, end_stats, log_errors, died, metrics)
+
+    async def sample(self, named: dict[str, int]) -> None:
+        """RSS and descriptors of each process at the end of every window, under load: a
+        plateau is a pool or cache reaching its size, a steady climb is a leak."""
+        while True:
+            await asyncio.sleep(self.args.window * 60)
+            self.samples.append({name: proc_stats(pid) for name, pid in named.items()})
 
     async def wait_healthy(self, port: int, gateway: subprocess.Popen) -> None:
         deadline = time.monotonic() + 120
@@ -321,6 +364,18 @@ class Soak:
             print(
                 f"| {name} | {rss0:.0f} | {rss1:.0f} | {g_rss:+.1f} % | {fd0} ({so0}) | {fd1} ({so1}) | {g_fd:+.1f} % |"
             )
+        if self.samples:
+            print()
+            print("Under load, at the end of each window (RSS MB / fds):")
+            print("| window end | " + " | ".join(start) + " |")
+            print("| --- |" + " --- |" * len(start))
+            for index, sample in enumerate(self.samples, 1):
+                cells = [f"{sample[n][0]:.0f} / {sample[n][1]}" if n in sample else "-" for n in start]
+                print(f"| {index * self.args.window:g} min | " + " | ".join(cells) + " |")
+        changed = {name: change for name, change in self.fd_changes.items() if change}
+        if changed:
+            print("descriptors added or gone, start to end: "
+                  + "; ".join(f"{name}: {change}" for name, change in changed.items()))
         print()
         if metrics:
             print("gateway metrics: " + ", ".join(f"{k} {v:g}" for k, v in metrics.items()))
@@ -353,3 +408,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
