@@ -328,12 +328,14 @@ class ConversationService:
                 await keep(inbox.HELD)
                 await tell_waiting()
                 if time.time() >= deadline or not await self._until_rasa_is_back(deadline):
-                    return self._send_again(user, language, notices)
+                    return self._send_again(user, language, notices,
+                                            f"Rasa was unreachable for the whole window ({self.hold_window:.0f} s)")
                 await asyncio.sleep(min(pause, max(deadline - time.time(), 0)))  # a flapping server
                 pause = min(pause * 2, 5.0)
             except RasaUnavailable:
                 # Rasa had the message for the whole window: asking again could answer it twice.
-                return self._send_again(user, language, notices)
+                return self._send_again(user, language, notices,
+                                        "Rasa took the message and gave no answer (timeout or a bad answer)")
             finally:
                 if not sending.done():
                     sending.cancel()
@@ -353,9 +355,9 @@ class ConversationService:
         answer.replies = notices + bounded(answer.replies, user.sender_id)
         return answer
 
-    def _send_again(self, user: UserView, language: str, notices: list[Reply]) -> RasaAnswer:
-        logger.error("Rasa was unavailable for %.0f s: %s is asked to send a message again",
-                     self.hold_window, user.sender_id)
+    def _send_again(self, user: UserView, language: str, notices: list[Reply], why: str) -> RasaAnswer:
+        # The log says what happened: a read timeout is not a 120-s outage.
+        logger.error("%s: %s is asked to send a message again", why, user.sender_id)
         outage = self._outages.get(user.sender_id)
         if outage and outage.ended_at is None:
             outage.ended_at = time.time()
