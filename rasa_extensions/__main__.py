@@ -6,9 +6,17 @@ Rasa imports the channel or loads the model, and only on the pinned Rasa version
 """
 from __future__ import annotations
 
+import os
 import sys
 
-from rasa_extensions import patches
+# One BLAS thread, set before numpy loads: OpenBLAS's second thread otherwise spins in
+# sched_yield between the classifier's small matrix products and burned a whole core under load
+# (more CPU than Rasa's own event loop in the soak run), leaving the gateway and the action
+# server one core between them. The encoders already use one thread (sentence_features.py).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+from rasa_extensions import patches  # noqa: E402
 
 
 def main() -> None:

@@ -150,3 +150,17 @@ def test_out_of_scope_weight_raises_its_class_weight_and_confidence(offline_run)
     assert three == {"faq_fees": 1.0, "greet": 1.0, "out_of_scope": 3.0}
     confidence = offline_run["oos_confidence"]
     assert confidence["3.0"] > confidence["1.0"]
+
+
+def test_the_rasa_server_runs_numpy_with_one_blas_thread() -> None:
+    """OpenBLAS's extra thread spins between small products and burned a core under load: the
+    server's entry point (`python -m rasa_extensions`) sets one thread before numpy loads."""
+    probe = ("import runpy, sys; sys.argv = ['rasa_extensions']; "
+             "runpy.run_module('rasa_extensions.__main__', run_name='probe'); "
+             "import numpy; from threadpoolctl import threadpool_info; "
+             "print(max(p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas'))")
+    env = {k: v for k, v in rasa_env().items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    done = subprocess.run([str(RASA_PYTHON), "-c", probe], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1"]
