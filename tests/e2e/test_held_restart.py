@@ -8,81 +8,16 @@ it is down); the second is the gateway Application in this process, on the same 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
-from sqlalchemy import select
-
 import i18n
-from stack.settings import APP_PYTHON, ROOT
 from store.db import Database
-from store.models import InboxMessage
-from tests.e2e.gateways import running_gateway
-from tests.fakes.bot_api import TOKEN, FakeBotApi
+from tests.e2e.gateways import Relay, gateway_process, held_rows, running_gateway, tracker_texts
+from tests.fakes.bot_api import FakeBotApi
 
 WAITING = i18n.t("rasa_waiting", "en")
-
-
-class Relay:
-    """TCP relay to Rasa on loopback; `cut()` closes it (connections refused and dropped)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self, listen_port: int = 0) -> int:
-        self.server = await asyncio.start_server(self._relay, "127.0.0.1", listen_port)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in self.writers:
-            writer.close()
-        await self.server.wait_closed()
-
-
-@contextlib.asynccontextmanager
-async def gateway_process(stack, db: Database, api: FakeBotApi, rasa_url: str,
-                          log: Path, **settings: str) -> AsyncIterator[subprocess.Popen]:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": api.base_url,
-           "TELEGRAM_BASE_FILE_URL": api.base_url, "RASA_URL": rasa_url,
-           "RASA_TOKEN": stack.settings.rasa_token, "DATABASE_URL": db.url, "RASA_HOLD_WINDOW": "120",
-           "HEALTH_PORT": "0", "ACTION_URL": f"http://127.0.0.1:{stack.settings.action_port}", **settings}
-    env.pop("STAFF_CHAT_ID", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(APP_PYTHON), "-m", "bot"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-
-
-def held_rows(db: Database) -> list[tuple[str, str]]:
-    with db.session() as session:
-        return [(row.shown_text, row.state) for row in session.scalars(select(InboxMessage))]
 
 
 async def dies_holding(stack, db: Database, api: FakeBotApi, user: int, text: str, log: Path) -> int:
@@ -99,13 +34,6 @@ async def dies_holding(stack, db: Database, api: FakeBotApi, user: int, text: st
         gateway.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(gateway.wait, 20) == -signal.SIGKILL
     return update_id
-
-
-def tracker_texts(stack, sender: str) -> list[str]:
-    response = httpx.get(f"{stack.rasa_url}/conversations/{sender}/tracker",
-                         params={"token": stack.settings.rasa_token}, timeout=30)
-    response.raise_for_status()
-    return [e.get("text") for e in response.json()["events"] if e["event"] == "user"]
 
 
 async def test_a_killed_gateways_held_message_is_answered_once_by_the_next(stack, tmp_path) -> None:

@@ -13,44 +13,16 @@ second is the gateway Application in this process, on the same store."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 
 import i18n
 from store.db import Database
-from tests.e2e.gateways import running_gateway
-from tests.e2e.test_held_restart import WAITING, Relay, gateway_process, held_rows, tracker_texts
+from tests.e2e.gateways import Relay, gateway_process, held_rows, running_gateway, tracker_texts
 from tests.fakes.bot_api import FakeBotApi
 
+WAITING = i18n.t("rasa_waiting", "en")
 NOT_ANSWERS = (WAITING, i18n.t("rasa_send_again", "en"), i18n.t("unavailable", "en"))
-
-
-class SlowRelay(Relay):
-    """A relay that, once `slow` is set, passes requests to Rasa at once and holds Rasa's
-    answers (as a slow action would); `seen` is every request it passed."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(port)
-        self.slow = False
-        self.seen = b""
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, answers: bool) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    if not answers:
-                        self.seen += data
-                    while answers and self.slow:
-                        await asyncio.sleep(0.05)
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
 
 
 async def test_messages_queued_behind_a_held_one_are_answered_in_order_once_by_the_next_gateway(
@@ -105,7 +77,7 @@ async def test_a_message_in_the_middle_of_its_turn_is_not_sent_to_rasa_again_the
     text = "I want to book the classroom training"
     try:
         user = 95_000_000 + os.getpid() % 1_000_000
-        relay = SlowRelay(stack.settings.rasa_port)
+        relay = Relay(stack.settings.rasa_port)
         port = await relay.start()
         # No "please wait" while Rasa is slow: the turn is simply in the middle when it dies.
         async with gateway_process(stack, db, api, f"http://127.0.0.1:{port}", log,
