@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import i18n
 from bot.conversation import ConversationService, Incoming
 from bot.rasa_client import RasaClient
 from bot.ratelimit import ChatRateLimit
+from bot.telegram.processor import PerChatUpdateProcessor
 from bot.telegram.rendering import CALLBACK_LIMIT, CallbackPayloads, split_text
 from stack.processes import StackError, check_ports
 from stack.settings import StackSettings
@@ -90,6 +92,35 @@ def test_rate_limit_slows_one_chat_only():
     delays = [limit.delay(1) for _ in range(10)]
     assert delays[:5] == [0.0] * 5 and all(d > 0 for d in delays[5:])
     assert limit.delay(2) == 0.0  # another chat is not affected
+
+
+def test_rate_limit_forgets_chats_that_went_quiet():
+    limit = ChatRateLimit(rate=5, window=0.05)
+    for chat in range(100):
+        limit.delay(chat)
+    assert len(limit) == 100
+    time.sleep(0.06)
+    limit.delay("new")  # a quiet window later: only the chat that just wrote is kept
+    assert len(limit) == 1
+
+
+async def test_update_processor_keeps_a_chat_lock_only_while_it_is_used():
+    from telegram import Chat, Message, Update
+
+    processor = PerChatUpdateProcessor(max_concurrent_updates=8, rate=100, window=1.0)
+    order: list[int] = []
+
+    async def handle(number: int) -> None:
+        await asyncio.sleep(0.01 * (3 - number))  # later ones would finish first if not in order
+        order.append(number)
+
+    def update(number: int) -> Update:
+        chat = Chat(id=42, type="private")
+        return Update(number, message=Message(number, dt.datetime.now(dt.UTC), chat, text="hi"))
+
+    await asyncio.gather(*(processor.do_process_update(update(n), handle(n)) for n in range(3)))
+    assert order == [0, 1, 2]  # one chat's updates one after another, in arrival order
+    assert not processor._locks and not processor._waiting  # one lock per chat ever seen grew without end
 
 
 @pytest.mark.parametrize("rasa_behaviour", ["down", "slow"])
