@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -403,7 +404,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.users <= 0:
         parser.error("--minutes, --rate and --users must be positive")
-    return asyncio.run(Soak(args).run())
+    return asyncio.run(_until_signalled(Soak(args).run()))
+
+
+async def _until_signalled(work) -> int:
+    """SIGTERM or SIGINT cancels the run, so its servers and gateway (own sessions) are stopped
+    by its `finally`; a plain SIGTERM left all three running."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        print("soak: stopped by a signal; servers stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
