@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 import actions.booking as ab
 import actions.common
+from i18n import t
 from store import booking as store
 from store.models import Enquiry, User
 from tests.test_booking_support import (
@@ -187,6 +188,23 @@ async def test_keep_uses_the_enquiry(db):
     keep = tracker("affirm", "/affirm", slots={"requested_slot": "booking_contact"})
     assert await form.extract_booking_contact(CollectingDispatcher(), keep, {}) == {
         "booking_contact": "pearl@example.com"}
+    # The prompt says "Keep it, or type another name": typed, it keeps the name too.
+    for intent, text in (("keep_booking", "keep it"), ("keep_booking", "保留"), ("affirm", "ok")):
+        typed = tracker(intent, text, slots={"requested_slot": "booking_factory"})
+        assert await form.extract_booking_factory(CollectingDispatcher(), typed, {}) == {
+            "booking_factory": "Dongguan Pearl Garments"}
+
+
+async def test_ok_or_keep_with_nothing_to_keep_is_not_taken_as_the_answer(db):
+    """No enquiry, so no Keep button: "ok" is not a factory's name, nor "keep it" a contact."""
+    form = ab.ValidateBookingForm()
+    for intent, text, slot in (("affirm", "ok", "booking_factory"), ("keep_booking", "keep it", "booking_contact"),
+                               ("affirm", "好的", "booking_attendees")):
+        d = CollectingDispatcher()
+        typed = tracker(intent, text, slots={"requested_slot": slot})
+        extract = getattr(form, f"extract_{slot}")
+        assert await extract(d, typed, {}) == {}
+        assert [m["text"] for m in d.messages] == [t("booking_type_answer", "en")]
 
 
 def module_1_seat(db) -> int:

@@ -46,6 +46,8 @@ from store import booking as store, schedule
 
 
 START_INTENTS = frozenset({"book_classroom", "book_consultation", "start_booking"})
+# The "Keep" button sends affirm; its prompt says "Keep it, or type another name", so people type it.
+KEEP = frozenset({"affirm", "keep_booking"})
 
 
 def _starts_booking(tracker: Tracker) -> bool:
@@ -171,8 +173,8 @@ class ValidateBookingForm(FormValidationAction):
             return {}
         return {"booking_target": chosen}
 
-    async def _free_text(self, tracker: Tracker, slot: str, prefill: str | None,
-                         max_length: int = 200) -> dict[str, Any]:
+    async def _free_text(self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str,
+                         prefill: str | None, max_length: int = 200) -> dict[str, Any]:
         if not self._asked(tracker, slot):
             return {}
         intent, text = intent_of(tracker), text_of(tracker)
@@ -180,8 +182,12 @@ class ValidateBookingForm(FormValidationAction):
             return {}
         if intent == "skip" or text.lower() in ("skip", "跳过"):
             return {slot: SKIPPED}
-        if intent == "affirm" and prefill:
-            return {slot: prefill}  # "Keep"
+        if intent in KEEP:
+            if prefill:
+                return {slot: prefill}  # "Keep", pressed or typed ("keep it", "保留")
+            # "ok" / "keep it" with nothing to keep is not a name: say so, the question follows.
+            dispatcher.utter_message(text=t("booking_type_answer", language_of(tracker)))
+            return {}
         if not text or text.startswith("/"):
             return {}
         cleaned = re.sub(r"[<>]", "", text)[:max_length].strip()
@@ -192,18 +198,18 @@ class ValidateBookingForm(FormValidationAction):
         if not self._asked(tracker, "booking_factory"):
             return {}
         prefill = (await prefill_of(tracker)).get("factory_name")
-        return await self._free_text(tracker, "booking_factory", prefill)
+        return await self._free_text(dispatcher, tracker, "booking_factory", prefill)
 
     async def extract_booking_attendees(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                         domain: DomainDict) -> dict[str, Any]:
-        return await self._free_text(tracker, "booking_attendees", None, max_length=600)
+        return await self._free_text(dispatcher, tracker, "booking_attendees", None, max_length=600)
 
     async def extract_booking_contact(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict[str, Any]:
         if not self._asked(tracker, "booking_contact"):
             return {}
         prefill = (await prefill_of(tracker)).get("contact")
-        return await self._free_text(tracker, "booking_contact", prefill)
+        return await self._free_text(dispatcher, tracker, "booking_contact", prefill)
 
     # validation
 
