@@ -37,7 +37,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field, replace
 
 import i18n
@@ -126,15 +126,15 @@ class Hold:
 
 
 class PerUserLocks:
-    """One FIFO lock per conversation, dropped when nobody holds or waits for it."""
+    """One FIFO lock per conversation (or chat), dropped when nobody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
 
     def __len__(self) -> int:
         return len(self._locks)
 
-    async def __call__(self, key: tuple[str, str]):
+    async def __call__(self, key: Hashable):
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
@@ -146,7 +146,7 @@ class PerUserLocks:
             raise
         return _Held(self, key)
 
-    def _release(self, key: tuple[str, str], acquired: bool = True) -> None:
+    def _release(self, key: Hashable, acquired: bool = True) -> None:
         lock, users = self._locks[key]
         if acquired:
             lock.release()
@@ -157,7 +157,7 @@ class PerUserLocks:
 
 
 class _Held:
-    def __init__(self, locks: PerUserLocks, key: tuple[str, str]) -> None:
+    def __init__(self, locks: PerUserLocks, key: Hashable) -> None:
         self.locks, self.key = locks, key
 
     async def __aenter__(self) -> None:

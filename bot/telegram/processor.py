@@ -11,6 +11,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.conversation import PerUserLocks
 from bot.ratelimit import ChatRateLimit
 
 
@@ -19,8 +20,9 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                  finished: Callable[[object], Awaitable[None]] | None = None) -> None:
         super().__init__(max_concurrent_updates)
         self.finished = finished
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = {}  # chat -> updates holding or waiting for its lock
+        # One lock per chat, dropped when no update holds or waits for it (one lock per chat
+        # ever seen grew without end).
+        self._locks = PerUserLocks()
         self.limit = ChatRateLimit(rate, window)
         self.slowed: dict[int, int] = defaultdict(int)  # how often each chat was slowed
 
@@ -28,24 +30,15 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else 0
         # The lock is taken in arrival order (asyncio.Lock is FIFO), so a chat's updates are
         # handled one after another; the delay is slept while holding it, so only that chat waits.
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        self._waiting[chat_id] = self._waiting.get(chat_id, 0) + 1
-        try:
-            async with lock:
-                wait = self.limit.delay(chat_id)
-                if wait > 0:
-                    self.slowed[chat_id] += 1
-                    await asyncio.sleep(wait)
-                await coroutine
-                # Not when cancelled (shutdown): an unanswered update stays in the inbox.
-                if self.finished is not None:
-                    await self.finished(update)
-        finally:
-            # A chat's lock lives while one of its updates holds or waits for it (one lock
-            # per chat ever seen grew without end).
-            self._waiting[chat_id] -= 1
-            if not self._waiting[chat_id]:
-                del self._waiting[chat_id], self._locks[chat_id]
+        async with await self._locks(chat_id):
+            wait = self.limit.delay(chat_id)
+            if wait > 0:
+                self.slowed[chat_id] += 1
+                await asyncio.sleep(wait)
+            await coroutine
+            # Not when cancelled (shutdown): an unanswered update stays in the inbox.
+            if self.finished is not None:
+                await self.finished(update)
 
     async def initialize(self) -> None:
         pass
