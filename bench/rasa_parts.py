@@ -2,8 +2,7 @@
 
     .venvs/app/bin/python -m bench.rasa_parts [--model models/score.tar.gz] [--turns 60]
 
-1. Memory of a loaded model: RSS growth of Agent.load with Rasa's loading and with the lean
-   loading of rasa_extensions/speedups.py (each in a fresh Rasa process).
+1. Memory of a loaded model: RSS growth of Agent.load (in a fresh Rasa process).
 2. The action response check: jsonschema (Rasa's), fastjsonschema on the whole schema, and
    rasa_extensions.speedups.action_response_check (per event, remembered), on a booking-sized answer.
 3. Turn time inside Rasa through the gateway channel, for payloads that need no, one and two
@@ -34,9 +33,6 @@ import sys
 def rss():
     return next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
 from rasa.core.agent import Agent
-from rasa_extensions import speedups
-if sys.argv[2] == "lean":
-    speedups.lean_model_loading()
 before = rss()
 Agent.load(sys.argv[1])
 print("RESULT", rss() - before)
@@ -130,9 +126,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=60)
     args = parser.parse_args()
     rows = [("figure", "value")]
-    for mode in ("rasa", "lean"):
-        rows.append((f"RSS added by loading the model, {mode} loading (MB)",
-                     f"{float(in_rasa(LOAD, str(args.model), mode)):.0f}"))
+    rows.append(("RSS added by loading the model (MB)", f"{float(in_rasa(LOAD, str(args.model))):.0f}"))
     for name, value in json.loads(in_rasa(CHECK)).items():
         rows.append((f"action response check: {name} (ms)", f"{value:.2f}"))
     for text, value in asyncio.run(payload_turns(args.model, args.turns)).items():

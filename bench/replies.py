@@ -26,13 +26,16 @@ REFUSALS = ("i18n:out_of_scope_rephrase", "i18n:fallback_rephrase", "i18n:fallba
             "i18n:fallback_offer_human")
 # The first reply that answers each non-FAQ intent a held-out message may expect, for a new
 # user (no bookings, office hours or not). A booking request with a module or place already
-# stated skips to a later question of the same form.
+# stated skips to a later question of the same form, or, for a new user, gets the rule that
+# module stated breaks (Module 1's classroom session first; a module's classroom session before
+# its consultation), with the button that books what comes first.
 ANSWERS: dict[str, tuple[str, ...]] = {
     "start_booking": ("i18n:booking_ask_kind",),
     "book_classroom": ("i18n:booking_ask_module", "i18n:booking_ask_city", "i18n:booking_ask_session",
-                       "i18n:booking_all_full", "i18n:booking_no_offers"),
+                       "i18n:booking_all_full", "i18n:booking_no_offers", "i18n:booking_refused_module1_first"),
     "book_consultation": ("i18n:booking_ask_module", "i18n:booking_ask_region", "i18n:booking_ask_slot",
-                          "i18n:booking_all_full", "i18n:booking_no_offers"),
+                          "i18n:booking_all_full", "i18n:booking_no_offers",
+                          "i18n:booking_consultation_needs_classroom"),
     "my_bookings": ("i18n:booking_none", "i18n:booking_list_header"),
     "cancel_booking": ("i18n:booking_none", "i18n:booking_cancel_which", "i18n:booking_not_found"),
     "reschedule_booking": ("i18n:booking_none", "i18n:booking_reschedule_which", "i18n:booking_not_found"),

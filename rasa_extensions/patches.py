@@ -61,9 +61,6 @@ PATCHES: tuple[Patch, ...] = (
         "rasa.core.processor:MessageProcessor._parse_message_with_graph",
         "rasa.shared.core.training_data.story_reader.yaml_story_reader:YAMLStoryReader.unpack_regex_message",
     ), _speedup("payloads_without_nlu"), speedup=True),
-    Patch("lean_model_loading", (
-        "rasa.utils.tensorflow.models:RasaModel.load",
-    ), _speedup("lean_model_loading"), speedup=True),
     Patch("gateway_hook", (
         "rasa.core.processor:MessageProcessor._handle_message_with_tracker",
         "rasa.core.processor:MessageProcessor.__init__",

@@ -9,7 +9,6 @@ of the installed Rasa; review every difference against the patch that uses the s
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 from typing import Any
@@ -44,9 +43,6 @@ SUBCLASS_SYMBOLS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Bodies copied into a patch: a change in Rasa's source must be looked at.
-COPIED_BODIES = ("rasa.utils.tensorflow.models:RasaModel.load",)
-
 
 def resolve(symbol: str) -> Any:
     module_name, _, qualified = symbol.partition(":")
@@ -78,12 +74,6 @@ def describe(symbol: str) -> dict[str, Any]:
     owner_path, _, name = symbol.rpartition(".")
     if ":" in owner_path:  # a class attribute: how it binds (static, class or instance method)
         entry["binding"] = type(inspect.getattr_static(resolve(owner_path), name)).__name__
-    if symbol in COPIED_BODIES:
-        try:
-            source = inspect.getsource(obj)
-        except (OSError, TypeError):
-            source = "(no source)"
-        entry["source_sha256"] = hashlib.sha256(source.encode()).hexdigest()[:16]
     return entry
 
 
@@ -171,8 +161,6 @@ CONTRACT: dict[str, dict[str, Any]] = {
         {'signature': '(message, domain=None, entity_extractor_name=None)', 'async': False, 'binding': 'staticmethod'},
     'rasa.shared.utils.schemas.events:EVENT_SCHEMA':
         {'kind': 'dict'},
-    'rasa.utils.tensorflow.models:RasaModel.load':
-        {'signature': '(model_file_name, model_data_example, predict_data_example=None, finetune_mode=False, *args, **kwargs)', 'async': False, 'binding': 'classmethod', 'source_sha256': '84fd81c0fdd01a80'},
 }
 
 

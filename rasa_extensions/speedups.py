@@ -15,13 +15,9 @@ production tracker store, is untouched. Rasa 3.6 (SQLAlchemy 1.4) opens a new SQ
 every tracker load and save (NullPool): one connection per thread is kept instead.
 Button presses are payloads (`/choose_session{"session_id":"12"}`): Rasa's RegexMessageHandler
 replaces whatever the NLU pipeline predicted for them, yet the whole pipeline (tokenizer,
-featurizers, DIET) ran first, about a tenth of a booking turn. A payload that names a domain intent
-now gets the RegexMessageHandler's result straight away; anything else goes through the pipeline.
-Loading a TensorFlow model (DIET), Rasa first trains it for one step on one example, to create
-its variables, then loads the trained weights over them; that step is traced into a TensorFlow
-graph that stays in memory: 530 of the Rasa server's 1,090 MB. The step now runs eagerly (no
-graph); the weights loaded over it, and so every prediction, are the same (a test compares
-them on the held-out questions).
+featurizers, classifiers) ran first, about a tenth of a booking turn. A payload that names a
+domain intent now gets the RegexMessageHandler's result straight away; anything else goes
+through the pipeline.
 Runs inside the Rasa server (Python 3.10, .venvs/rasa); imports no project code.
 """
 from __future__ import annotations
@@ -171,32 +167,3 @@ def payloads_without_nlu() -> None:
         return original(self, message, tracker, only_output_properties)
 
     MessageProcessor._parse_message_with_graph = parse_message_with_graph
-
-
-def lean_model_loading() -> None:
-    import tensorflow as tf
-    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
-    from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
-    from rasa.utils.tensorflow.models import RasaModel
-
-    original = RasaModel.load.__func__
-
-    def load(cls, model_file_name, model_data_example, predict_data_example=None,
-             finetune_mode=False, *args, **kwargs):
-        if finetune_mode:
-            return original(cls, model_file_name, model_data_example, predict_data_example,
-                            finetune_mode, *args, **kwargs)
-        # As RasaModel.load, except run_eagerly=True for the one step that creates the
-        # variables; predictions still run as a traced graph (the model's own config).
-        model = cls(*args, **kwargs)
-        learning_rate = kwargs.get("config", {}).get(LEARNING_RATE, 0.001)
-        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), run_eagerly=True)
-        model.fit(RasaBatchDataGenerator(model_data_example, batch_size=1), verbose=False)
-        # Back to the configured mode: RasaModel predicts eagerly when `_run_eagerly` is set.
-        model.run_eagerly = kwargs.get("config", {}).get(RUN_EAGERLY)
-        model.load_weights(model_file_name)
-        if predict_data_example:
-            model.run_inference(predict_data_example)
-        return model
-
-    RasaModel.load = classmethod(load)

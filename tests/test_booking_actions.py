@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 import actions.booking as ab
 import actions.common
+from actions.booking.offers import module_of
 from i18n import t
 from store import booking as store
 from store.models import Enquiry, User
@@ -564,3 +565,34 @@ async def test_with_module_1_a_later_module_offers_sessions_after_it(db):
     slots = {"booking_kind": "classroom", "booking_module": "2", "booking_place": "Guangdong"}
     msgs, _ = await run(ab.ActionAskBookingTarget(), tracker(slots=slots))
     assert [b["payload"] for b in buttons(msgs)] == [f'/choose_session{{"session_id":"{later}"}}']
+
+
+def module_patterns() -> list[str]:
+    """nlu/booking.yml's `regex: module` lines, which Rasa's RegexEntityExtractor applies."""
+    data = yaml.safe_load(open("nlu/booking.yml", encoding="utf-8"))["nlu"]
+    (entry,) = [item for item in data if item.get("regex") == "module"]
+    return [line.removeprefix("- ").strip() for line in entry["examples"].splitlines() if line.strip()]
+
+
+def modules_named(text: str) -> list[int | None]:
+    import re  # as RegexEntityExtractor with case_sensitive: false
+
+    return [module_of(m.group(0)) for p in module_patterns() for m in re.finditer(p, text, re.IGNORECASE)]
+
+
+@pytest.mark.parametrize(("text", "module"), [
+    ("book module 3 classroom", 3), ("reserve the Module 2 class pls", 2), ("mod 4 workshop booking", 4),
+    ("book the module three course", 3), ("we want the 2nd module class", 2), ("third module consultation", 3),
+    ("module #5 expert visit", 5), ("MODULE 1", 1), ("帮我约模块2的课", 2), ("预约第三个模块的课堂", 3),
+    ("模块 五 的现场辅导", 5), ("第4模块报名", 4), ("一号模块的课", 1),
+])
+def test_a_module_named_in_a_booking_message_is_extracted_with_its_number(text, module):
+    assert modules_named(text) and set(modules_named(text)) == {module}
+
+
+@pytest.mark.parametrize("text", [
+    "book a classroom session for 3 managers", "module 12", "what modules are there", "五个模块都讲什么",
+    "我们厂有三百人，想报名", "one of our managers wants to book", "modules 1 to 5", "the first session in May",
+])
+def test_numbers_that_do_not_name_a_module_are_not_extracted(text):
+    assert modules_named(text) == []

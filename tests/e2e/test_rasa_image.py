@@ -36,8 +36,7 @@ from tests.services import POSTGRES_URL, REDIS_URL, postgres_up, redis_up
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 DEPLOY = ROOT / "deploy"
-ALL_PATCHES = ("cache_jsonschema_validators, sqlite_wal, sqlite_connection_pool, payloads_without_nlu, "
-               "lean_model_loading, gateway_hook")
+ALL_PATCHES = "cache_jsonschema_validators, sqlite_wal, sqlite_connection_pool, payloads_without_nlu, gateway_hook"
 
 
 def compose_expand(value: str, env: dict[str, str]) -> str:

@@ -54,6 +54,22 @@ def test_gateway_channel_payload_intent_and_unknown_payload(stack):
     assert body["messages"]  # and the user still gets an answer
 
 
+def test_the_model_finds_the_module_a_typed_booking_names(stack):
+    from actions.booking.offers import module_of
+
+    def modules(text: str) -> list[int | None]:
+        response = httpx.post(f"{stack.rasa_url}/model/parse", params={"token": stack.settings.rasa_token},
+                              json={"text": text}, timeout=30)
+        response.raise_for_status()
+        return [module_of(e["value"]) for e in response.json()["entities"] if e["entity"] == "module"]
+
+    assert modules("pls book the module 4 classroom course for us") == [4]
+    assert modules("we need an expert visit for the second module") == [2]
+    assert modules("帮我们约一下第三个模块的现场辅导") == [3]
+    assert modules("book a class for 3 managers and 2 workers") == []
+    assert modules("培训一共有五个模块吗") == []
+
+
 # Runs in the Rasa environment: the payload shortcut against Rasa's own NLU graph, same model.
 COMPARE = """
 import json, sys
@@ -103,65 +119,6 @@ def test_payload_shortcut_parses_exactly_like_the_nlu_graph(stack):
         assert shortcut == graph, text
     by_text = dict(zip(payloads, pairs, strict=True))
     assert by_text['/choose_session{"session_id":"12"}'][1]["entities"][0]["value"] == "12"
-
-
-# Runs in the Rasa environment: the model loaded as Rasa loads it, then with the lean loading.
-LOAD_BOTH = """
-import asyncio, json, sys
-import yaml
-from rasa.core.agent import Agent
-from rasa.utils.tensorflow.models import RasaModel
-from rasa_extensions import speedups
-
-texts = [m["text"] for lang in ("en", "zh")
-         for m in yaml.safe_load(open(f"bench/heldout/{lang}.yml", encoding="utf-8"))["messages"]]
-texts += ["", "😀😀", "<b>hi</b>", "'; DROP TABLE users; --", "SCORE培训 how long 多久"]
-
-
-def rss():
-    return next(int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmRSS"))
-
-
-async def parse_all(agent):
-    out = []
-    for text in texts:
-        data = await agent.parse_message(text)
-        out.append([data["intent"]["name"], data["intent"]["confidence"],
-                    [[r["name"], r["confidence"]] for r in data.get("intent_ranking", [])],
-                    [[e["entity"], e["value"]] for e in data["entities"]]])
-    return out
-
-mode = sys.argv[2]
-if mode == "lean":
-    original = RasaModel.load
-    speedups.lean_model_loading()
-    assert RasaModel.load != original
-loaded = []
-load = RasaModel.load.__func__
-RasaModel.load = classmethod(lambda cls, *a, **k: loaded.append(load(cls, *a, **k)) or loaded[-1])
-before = rss()
-agent = Agent.load(sys.argv[1])
-print("RESULT " + json.dumps({"parses": asyncio.run(parse_all(agent)), "mb": rss() - before,
-                              "eager": [bool(m.run_eagerly) for m in loaded]}))
-"""
-
-
-def test_lean_model_loading_predicts_exactly_the_same(stack):
-    results = {}
-    for mode in ("rasa", "lean"):
-        done = subprocess.run(
-            [str(RASA_PYTHON), "-c", LOAD_BOTH, str(stack.settings.model_path), mode],
-            cwd=ROOT, env=rasa_env(), capture_output=True, text=True, timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-        results[mode] = json.loads(line.removeprefix("RESULT "))
-    assert len(results["lean"]["parses"]) > 100
-    assert results["lean"]["parses"] == results["rasa"]["parses"]  # confidences to the last bit
-    # predictions run as a traced graph, as Rasa configures them, not eagerly
-    assert results["lean"]["eager"] == results["rasa"]["eager"] == [False]
-    # and the point of it: the loaded model takes far less memory
-    assert results["lean"]["mb"] < results["rasa"]["mb"] - 200, results
 
 
 # Runs in the Rasa environment: the compiled check says "valid" only where jsonschema does.
