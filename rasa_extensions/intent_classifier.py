@@ -4,6 +4,7 @@
       C: 30                   # inverse regularisation of the logistic regression
       scope_floor: 0.6        # below this similarity to every in-scope example: out_of_scope
       out_of_scope_weight: 2  # out_of_scope's class weight, relative to one intent's
+      out_of_scope_margin: 0.05  # this much nearer an out_of_scope example than any other: out_of_scope
 
 - A multinomial logistic regression (scikit-learn, lbfgs) on the dense sentence features of
   rasa_extensions.sentence_features: deterministic (no random state anywhere), so the same data
@@ -12,6 +13,11 @@
   example is below `scope_floor` gets `out_of_scope`, whatever word it shares with a topic
   ("how much is a new phone" is not the fee question). The `out_of_scope` intent's own
   examples still train the regression; the floor catches what is far from all of them.
+- Out of scope by its nearest example: a message clearly nearer (by `out_of_scope_margin`) to
+  an `out_of_scope` example than to any in-scope one gets `out_of_scope`, whatever the
+  regression says. One linear boundary per intent is a poor fit for "everything else": "book
+  a table for tonight" sits next to the out-of-scope "book me a table ..." yet the regression
+  put it on `start_booking` by the shared verb.
 - Saved as plain arrays (numpy .npz + JSON), no pickle.
 """
 from __future__ import annotations
@@ -63,6 +69,7 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
             # out_of_scope's weight relative to one intent's ("balanced" weights make every
             # intent count the same): it stands for everything else, many kinds of messages.
             "out_of_scope_weight": 1.0,
+            "out_of_scope_margin": None,  # None: off
             "featurizers": [],  # names (aliases) of the featurizers to use; [] = all dense
         }
 
@@ -72,7 +79,8 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                  labels: Optional[List[str]] = None, weights: Optional[np.ndarray] = None,
-                 bias: Optional[np.ndarray] = None, in_scope: Optional[np.ndarray] = None) -> None:
+                 bias: Optional[np.ndarray] = None, in_scope: Optional[np.ndarray] = None,
+                 out_of_scope: Optional[np.ndarray] = None) -> None:
         self.config = {**self.get_default_config(), **config}
         self._model_storage = model_storage
         self._resource = resource
@@ -80,6 +88,7 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
         self.weights = weights  # (labels, features)
         self.bias = bias  # (labels,)
         self.in_scope = in_scope  # unit vectors of the in-scope training examples
+        self.out_of_scope = out_of_scope  # and of the out_of_scope ones
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -111,6 +120,7 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
         self.bias = model.intercept_.astype(np.float32)
         scope = np.array([label != OUT_OF_SCOPE for label in labels])
         self.in_scope = _unit(x[scope]).astype(np.float32)
+        self.out_of_scope = _unit(x[~scope]).astype(np.float32)
         self.persist()
         return self._resource
 
@@ -130,7 +140,8 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
     def persist(self) -> None:
         assert self.weights is not None and self.bias is not None and self.in_scope is not None, "not trained"
         with self._model_storage.write_to(self._resource) as directory:
-            np.savez(directory / MODEL_FILE, weights=self.weights, bias=self.bias, in_scope=self.in_scope)
+            np.savez(directory / MODEL_FILE, weights=self.weights, bias=self.bias, in_scope=self.in_scope,
+                     out_of_scope=self.out_of_scope if self.out_of_scope is not None else np.zeros((0, 0)))
             (directory / META_FILE).write_text(json.dumps({"labels": self.labels}), encoding="utf-8")
 
     @classmethod
@@ -141,21 +152,26 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
                 arrays = np.load(directory / MODEL_FILE, allow_pickle=False)
                 labels = json.loads((directory / META_FILE).read_text(encoding="utf-8"))["labels"]
                 return cls(config, model_storage, resource, labels, arrays["weights"],
-                           arrays["bias"], arrays["in_scope"])
+                           arrays["bias"], arrays["in_scope"], arrays["out_of_scope"])
         except (ValueError, FileNotFoundError, KeyError):
             logger.debug("SentenceIntentClassifier: no trained model in %s", resource.name)
             return cls(config, model_storage, resource)
 
-    def scores(self, features: np.ndarray) -> tuple[np.ndarray, float]:
-        """Probabilities over self.labels, and the similarity to the nearest in-scope example."""
+    def scores(self, features: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Probabilities over self.labels, and the similarities to the nearest in-scope and
+        the nearest out_of_scope example (-1: there is none)."""
         logits = self.weights @ features + self.bias
         logits -= logits.max()
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum()
+        unit = _unit(features)
         nearest = 1.0
         if self.in_scope is not None and len(self.in_scope):
-            nearest = float((self.in_scope @ _unit(features)).max())
-        return probabilities, nearest
+            nearest = float((self.in_scope @ unit).max())
+        nearest_out = -1.0
+        if self.out_of_scope is not None and self.out_of_scope.size:
+            nearest_out = float((self.out_of_scope @ unit).max())
+        return probabilities, nearest, nearest_out
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
@@ -166,14 +182,17 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
                 message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
                 message.set("intent_ranking", [], add_to_output=True)
                 continue
-            probabilities, nearest = self.scores(features)
+            probabilities, nearest, nearest_out = self.scores(features)
             order = np.argsort(-probabilities)[:LABEL_RANKING_LENGTH]
             ranking = [
                 {INTENT_NAME_KEY: self.labels[i], PREDICTED_CONFIDENCE_KEY: float(probabilities[i])}
                 for i in order
             ]
             floor = float(self.config["scope_floor"])
-            if floor and nearest < floor and OUT_OF_SCOPE in self.labels:
+            margin = self.config["out_of_scope_margin"]
+            far = bool(floor) and nearest < floor
+            nearer_out = margin is not None and nearest_out - nearest >= float(margin)
+            if (far or nearer_out) and OUT_OF_SCOPE in self.labels:
                 # Far from everything the assistant was taught: out of scope, sure of it.
                 top = {INTENT_NAME_KEY: OUT_OF_SCOPE, PREDICTED_CONFIDENCE_KEY: 1.0}
                 ranking = [top] + [r for r in ranking if r[INTENT_NAME_KEY] != OUT_OF_SCOPE]

@@ -90,7 +90,8 @@ result["probe"] = [[m.get("intent")["name"], m.get("scope_similarity")] for m in
 labels = [i for i, ts in examples.items() for _ in ts]
 def weighted(weight):
     return SentenceIntentClassifier.create(
-        {**SentenceIntentClassifier.get_default_config(), **config["classifier"], "out_of_scope_weight": weight},
+        {**SentenceIntentClassifier.get_default_config(), **config["classifier"], "out_of_scope_weight": weight,
+         "out_of_scope_margin": None},  # the regression's own probabilities
         storage, Resource(f"w{weight}"), context)
 result["class_weights"] = {str(w): weighted(w)._class_weights(labels) for w in (1.0, 3.0)}
 def oos_confidence(weight):
@@ -102,6 +103,26 @@ def oos_confidence(weight):
     ranking = {r["name"]: r["confidence"] for r in far[0].get("intent_ranking")}
     return ranking["out_of_scope"]
 result["oos_confidence"] = {str(w): oos_confidence(w) for w in (1.0, 3.0)}
+
+# out_of_scope_margin: a message this much nearer an out_of_scope example than any in-scope one
+# is out of scope, whatever the regression says. Vectors made by hand: the regression favours
+# start_booking along the first axis, the out_of_scope example lies along the second.
+from rasa.shared.nlu.training_data.features import Features
+def by_hand(margin):
+    return SentenceIntentClassifier(
+        {**SentenceIntentClassifier.get_default_config(), "featurizers": [], "out_of_scope_margin": margin},
+        storage, Resource(f"m{margin}"), labels=["out_of_scope", "start_booking"],
+        weights=np.array([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0]], np.float32), bias=np.zeros(2, np.float32),
+        in_scope=np.array([[1.0, 0.0, 0.0]], np.float32), out_of_scope=np.array([[0.0, 1.0, 0.0]], np.float32))
+def decide(margin, vector):
+    message = Message.build(text="x")
+    message.add_features(Features(np.array([vector], np.float32), "sentence", "text", "sentence"))
+    by_hand(margin).process([message])
+    return message.get("intent")["name"]
+# similarity to the in-scope / the out-of-scope example: 0.6 / 0.8, about 0.6 / 0.62, 0.8 / 0.6
+vectors = [[0.6, 0.8, 0.0], [0.6, 0.62, 0.5], [0.8, 0.6, 0.0]]
+result["margin"] = {str(m): [decide(m, v) for v in vectors] for m in (None, 0.05)}
+
 print("RESULT " + json.dumps(result))
 """
 
@@ -150,6 +171,13 @@ def test_out_of_scope_weight_raises_its_class_weight_and_confidence(offline_run)
     assert three == {"faq_fees": 1.0, "greet": 1.0, "out_of_scope": 3.0}
     confidence = offline_run["oos_confidence"]
     assert confidence["3.0"] > confidence["1.0"]
+
+
+def test_a_message_nearer_an_out_of_scope_example_is_out_of_scope(offline_run) -> None:
+    # Without the margin the regression decides (start_booking for all three); with 0.05, the
+    # message nearer the out-of-scope example by 0.2 is out of scope, by 0.02 or farther it is not.
+    assert offline_run["margin"]["None"] == ["start_booking"] * 3
+    assert offline_run["margin"]["0.05"] == ["out_of_scope", "start_booking", "start_booking"]
 
 
 def test_the_rasa_server_runs_numpy_with_one_blas_thread() -> None:

@@ -19,6 +19,7 @@ from telegram.ext import (
 )
 
 from bot.conversation import ConversationService
+from bot.memory import release_freed_memory_every
 from bot.rasa_client import RasaClient, wait_for_rasa
 from bot.settings import BotSettings
 from bot.telegram.handlers import Gateway, on_error
@@ -110,6 +111,7 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.telegram.notifications import start_notifier
 
         start_notifier(application, service, settings, handoff)
+        application.bot_data["memory_task"] = asyncio.create_task(release_freed_memory_every())
         # What a gateway that died received and did not answer: handled again (queued now, ahead
         # of any new update), answered, or the user asked to send it again.
         await service.start_recovery(
@@ -120,6 +122,8 @@ def build_application(settings: BotSettings, db=None) -> Application:
         from bot.telegram.notifications import stop_notifier
 
         await stop_notifier(application)
+        if "memory_task" in application.bot_data:
+            application.bot_data.pop("memory_task").cancel()
         await service.stop_recovery()
         if "health_server" in application.bot_data:
             await application.bot_data.pop("health_server").stop()

@@ -50,6 +50,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 import i18n
 from bot import store_faults
 from bot.conversation import ConversationService, Incoming, TurnResult, language_buttons
+from bot.memory import release_freed_memory_every
 from bot.notifier import Notifier
 from bot.rasa_client import Button, RasaClient, Reply
 from bot.settings import BotSettings
@@ -418,10 +419,12 @@ def create_app(settings: WebchatSettings, bot_settings: BotSettings, db: Databas
         app.state.loop = asyncio.get_running_loop()
         state["webchat"] = webchat
         task = asyncio.create_task(webchat.notifier.loop())
+        trimming = asyncio.create_task(release_freed_memory_every())
         try:
             yield
         finally:
             task.cancel()
+            trimming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await rasa.close()

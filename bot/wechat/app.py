@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 
 from bot.conversation import ConversationService
+from bot.memory import release_freed_memory_every
 from bot.notifier import Notifier
 from bot.rasa_client import RasaClient, wait_for_rasa
 from bot.settings import BotSettings
@@ -35,6 +36,7 @@ async def running_channel(settings: WeChatSettings, bot_settings: BotSettings, d
     notifier = Notifier(service, channel.deliver, None, bot_settings.notification_interval, channels=(CHANNEL,),
                         staff_alerts=False)
     notifying = None
+    trimming = asyncio.create_task(release_freed_memory_every())
     try:
         while not server.started:
             if serving.done():
@@ -47,6 +49,7 @@ async def running_channel(settings: WeChatSettings, bot_settings: BotSettings, d
         notifying = asyncio.create_task(notifier.loop())
         yield channel
     finally:
+        trimming.cancel()
         if notifying:
             notifying.cancel()
         server.should_exit = True

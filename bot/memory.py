@@ -1,0 +1,46 @@
+"""Hands the memory a long-running gateway freed back to the operating system.
+
+A 30-minute soak (bench/soak.py) showed the gateway's resident memory climbing about 0.2 MB a
+minute while the memory Python held stayed flat: glibc's malloc kept the freed chunks inside
+its heaps (the store's worker threads each allocate in their own arena) and the heap grew
+around them. `malloc_trim(0)` returns every free page to the system; once a minute it costs
+about a millisecond. Elsewhere than glibc (musl, macOS) it is a no-op.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+TRIM_INTERVAL = 60.0  # seconds
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> bool:
+    """True when glibc gave pages back."""
+    return bool(_TRIM(0)) if _TRIM is not None else False
+
+
+async def release_freed_memory_every(interval: float = TRIM_INTERVAL) -> None:
+    """Runs until cancelled (the gateway's own task)."""
+    if _TRIM is None:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        release_freed_memory()
