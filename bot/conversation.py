@@ -75,6 +75,9 @@ STAMP_SLACK = 1.0
 HEARTBEAT = 5.0
 STALE_AFTER = 30.0
 RECOVER_EVERY = 5.0
+# The claims of handled update ids (repeated deliveries) are kept this long, pruned this often.
+KEEP_PROCESSED_UPDATES = dt.timedelta(days=2)
+PRUNE_EVERY = 3600.0
 # How a recovered answer reaches the user: (chat id, replies).
 SendTo = Callable[[int, list[Reply]], Awaitable[None]]
 # How a channel handles a message it received (and a gateway that is gone never started) again.
@@ -438,12 +441,20 @@ class ConversationService:
         await self.resume_held(channel, send, replay)
 
         async def again() -> None:
+            prune_at = time.monotonic()
             while True:
                 await asyncio.sleep(self.recover_every)
                 try:
                     await self.resume_held(channel, send, replay)
                 except Exception:  # the store is failing: next round
                     logger.warning("could not look for unanswered messages", exc_info=True)
+                if time.monotonic() >= prune_at:
+                    prune_at = time.monotonic() + PRUNE_EVERY
+                    try:
+                        await self.in_thread(conversations.prune_processed_updates, self.db,
+                                             dt.datetime.now(dt.UTC) - KEEP_PROCESSED_UPDATES)
+                    except Exception:  # the store is failing: in an hour
+                        logger.warning("could not prune the handled update ids", exc_info=True)
 
         self._recovery = asyncio.get_running_loop().create_task(again())
 

@@ -1,6 +1,7 @@
 """Transcript lines, processed Telegram updates and forgetting a user (users: store.users)."""
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,6 +87,14 @@ def record_lines(
             line = session.get(TranscriptLine, intent[0])
             if line is not None:
                 line.intent, line.confidence = intent[1], intent[2]
+
+
+def prune_processed_updates(db: Database, before: dt.datetime) -> int:
+    """Drop the claims of updates handled before `before`; returns how many. A repeated
+    delivery comes within Telegram's 24 hours (a web-chat frame's within minutes): older
+    claims only grow the table, by a row per message."""
+    with db.session() as session:
+        return rowcount(session.execute(delete(ProcessedUpdate).where(ProcessedUpdate.created_at < before)))
 
 
 def claim_update(db: Database, update_id: int, bot_id: str = "") -> bool:

@@ -107,13 +107,14 @@ class TranscriptLine(Base):
 
 
 class ProcessedUpdate(Base):
-    """Telegram update ids already handled: Telegram may deliver an update twice."""
+    """Telegram update ids already handled: Telegram may deliver an update twice. Kept for
+    two days (store.conversations.prune_processed_updates)."""
 
     __tablename__ = "processed_updates"
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     bot_id: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 # --- eligibility ----------------------------------------------------------------------------

@@ -131,3 +131,48 @@ def test_the_migration_keeps_the_held_rows(any_db):
             ("telegram", "25", user.id, "m1", "zh", "held"), ("telegram", "25", user.id, "m2", "zh", "sending")]
     # New rows get ids after the copied ones (PostgreSQL's sequence too).
     assert receive(any_db, "h:1:a", 701, "new", user="25") > max(r.id for r in kept)
+
+
+def test_handled_update_ids_are_kept_two_days_then_pruned(any_db):
+    from sqlalchemy import update
+
+    from bot.conversation import KEEP_PROCESSED_UPDATES
+
+    now = dt.datetime.now(dt.UTC)
+    for update_id in (601, 602, 603):
+        assert conversations.claim_update(any_db, update_id, "bot")
+    with any_db.session() as session:  # 601 was handled three days ago, 602 a day ago
+        for update_id, age in ((601, dt.timedelta(days=3)), (602, dt.timedelta(days=1))):
+            session.execute(update(ProcessedUpdate).where(ProcessedUpdate.update_id == update_id)
+                            .values(created_at=now - age))
+    assert conversations.prune_processed_updates(any_db, now - KEEP_PROCESSED_UPDATES) == 1
+    with any_db.session() as session:
+        assert sorted(session.scalars(select(ProcessedUpdate.update_id)).all()) == [602, 603]
+    # within the two days a repeated delivery is still dropped
+    assert conversations.claim_update(any_db, 602, "bot") is False
+
+
+async def test_a_running_gateway_prunes_the_old_update_ids(any_db):
+    from sqlalchemy import update
+
+    from tests.test_held_messages import Outbox
+
+    conversations.claim_update(any_db, 611, "bot")
+    conversations.claim_update(any_db, 612, "bot")
+    with any_db.session() as session:
+        session.execute(update(ProcessedUpdate).where(ProcessedUpdate.update_id == 611)
+                        .values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=5)))
+    rasa = FlakyRasa()
+    rasa.up.set()
+    service = ConversationService(any_db, rasa, hold_window=60, durable=True)
+    service.recover_every = 0.01
+    await service.start_recovery("telegram", Outbox())
+
+    def kept() -> list[int]:
+        with any_db.session() as session:
+            return sorted(session.scalars(select(ProcessedUpdate.update_id)).all())
+
+    try:
+        await until(lambda: kept() == [612])
+    finally:
+        await service.stop_recovery()
