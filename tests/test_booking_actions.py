@@ -596,3 +596,11 @@ def test_a_module_named_in_a_booking_message_is_extracted_with_its_number(text, 
 ])
 def test_numbers_that_do_not_name_a_module_are_not_extracted(text):
     assert modules_named(text) == []
+
+
+@pytest.mark.parametrize(("answer", "module"), [
+    ("module one", 1), ("one", 1), ("the third one", 3), ("Two", 2), ("2nd", 2), ("模块四", 4),
+    ("the one about safety", None), ("one of the later ones", None), ("not sure", None),
+])
+def test_an_answer_to_which_module_names_it_in_words_or_not_at_all(answer, module):
+    assert module_of(answer) == module

@@ -39,7 +39,9 @@ INTERRUPTS = frozenset({"stop_form", "deny", "request_human", "my_bookings", "ca
 REFERENCE = re.compile(r"\bSC[-\s]?([A-Z0-9]{6})\b", re.IGNORECASE)
 FULL_REFERENCE = re.compile(r"SC-[A-Z0-9]{6}")
 CHINESE_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
-ENGLISH_NUMBERS = re.compile(r"\b(one|first|two|second|three|third|four|fourth|five|fifth)\b", re.IGNORECASE)
+# "one" names a module only as "module one" or alone: "the one about safety" does not.
+ENGLISH_NUMBERS = re.compile(
+    r"\bmodule\s+(one)\b|^\W*(one)\W*$|\b(first|two|second|three|third|four|fourth|five|fifth)\b", re.IGNORECASE)
 ENGLISH_VALUES = {"one": 1, "first": 1, "two": 2, "second": 2, "three": 3, "third": 3, "four": 4, "fourth": 4,
                   "five": 5, "fifth": 5}
 
@@ -53,7 +55,7 @@ def module_of(value: Any) -> int | None:
         return int(digits[0])
     word = ENGLISH_NUMBERS.search(text)
     if word:
-        return ENGLISH_VALUES[word.group(1).lower()]
+        return ENGLISH_VALUES[next(g for g in word.groups() if g).lower()]
     for char, number in CHINESE_DIGITS.items():
         if char in text:
             return number
