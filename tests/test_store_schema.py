@@ -43,3 +43,23 @@ def test_venue_zh_migration_keeps_existing_sessions(any_db):
     upgrade(any_db.url)
     with any_db.engine.connect() as conn:
         assert conn.execute(text("SELECT venue, venue_zh FROM classroom_sessions")).all() == [("Old venue", None)]
+
+
+def test_a_warmed_store_opens_no_connection_under_load(any_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import event, text
+
+    any_db.dispose()
+    opened: list[object] = []
+    event.listen(any_db.engine, "connect", lambda *_: opened.append(1))
+    pooled = any_db.warm()
+    assert pooled == any_db.engine.pool.size() and len(opened) == pooled
+
+    def query(_: int) -> int:
+        with any_db.session() as session:
+            return session.execute(text("SELECT 1")).scalar_one()
+
+    with ThreadPoolExecutor(pooled) as threads:  # as many at once as the pool holds
+        assert list(threads.map(query, range(200))) == [1] * 200
+    assert len(opened) == pooled
