@@ -193,7 +193,8 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
             far = bool(floor) and nearest < floor
             nearer_out = margin is not None and nearest_out - nearest >= float(margin)
             if (far or nearer_out) and OUT_OF_SCOPE in self.labels:
-                # Far from everything the assistant was taught: out of scope, sure of it.
+                # Far from everything the assistant was taught, or plainly nearer something it
+                # was taught to refuse: out of scope, sure of it.
                 top = {INTENT_NAME_KEY: OUT_OF_SCOPE, PREDICTED_CONFIDENCE_KEY: 1.0}
                 ranking = [top] + [r for r in ranking if r[INTENT_NAME_KEY] != OUT_OF_SCOPE]
                 ranking = ranking[:LABEL_RANKING_LENGTH]
