@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
-import logging
 from collections.abc import Callable
-
-logger = logging.getLogger(__name__)
 
 TRIM_INTERVAL = 60.0  # seconds
 

@@ -151,8 +151,11 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
             with model_storage.read_from(resource) as directory:
                 arrays = np.load(directory / MODEL_FILE, allow_pickle=False)
                 labels = json.loads((directory / META_FILE).read_text(encoding="utf-8"))["labels"]
+                # A model saved before the out-of-scope vectors were kept loads without them
+                # (no margin rule) instead of as an untrained classifier.
+                out_of_scope = arrays["out_of_scope"] if "out_of_scope" in arrays.files else None
                 return cls(config, model_storage, resource, labels, arrays["weights"],
-                           arrays["bias"], arrays["in_scope"], arrays["out_of_scope"])
+                           arrays["bias"], arrays["in_scope"], out_of_scope)
         except (ValueError, FileNotFoundError, KeyError):
             logger.debug("SentenceIntentClassifier: no trained model in %s", resource.name)
             return cls(config, model_storage, resource)

@@ -16,16 +16,7 @@ from rasa_sdk.endpoint import create_app_for_serve, create_argument_parser
 from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic
 
-
-def warm_store() -> None:
-    """The store's connections opened at start (store.db.Database.warm); a store that is down
-    now is reported by the actions that need it, turn by turn."""
-    from store import get_database
-
-    try:
-        get_database().warm()
-    except Exception as error:  # any driver error: the server starts anyway
-        logging.getLogger(__name__).warning("store not reachable at start: %s", error)
+from store import get_database
 
 
 def main() -> None:
@@ -38,7 +29,7 @@ def main() -> None:
     utils.update_sanic_log_level()
     executor = ActionExecutor()
     executor.register_package(args.actions_module or args.actions)
-    warm_store()
+    get_database().warm()  # the pool's connections from the start
     app = create_app_for_serve(executor, cors_origins=args.cors, endpoints=args.endpoints)
     app.prepare(host=os.environ.get("SANIC_HOST", "127.0.0.1"), port=args.port, single_process=True)
     Sanic.serve_single(primary=app)

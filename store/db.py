@@ -1,6 +1,7 @@
 """Engine and session factory, chosen by DATABASE_URL (embedded SQLite by default)."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,6 +10,8 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.settings import PROJECT_ROOT, data_dir, default_database_url  # noqa: F401
+
+logger = logging.getLogger(__name__)
 
 
 def rowcount(result: Result[Any]) -> int:
@@ -75,12 +78,16 @@ class Database:
         """Open the pool's connections now: a long-running server then holds its descriptors
         and memory from the start instead of adding a connection at a later burst of load (a
         soak saw the action server's descriptors grow by one connection after 7 minutes).
-        Returns how many are pooled."""
+        Returns how many are pooled; a store that cannot be reached now is logged (the turns
+        that need it say so, one by one) and 0 returned."""
         size = getattr(self.engine.pool, "size", lambda: 0)()
         connections = []
         try:
             for _ in range(size):
                 connections.append(self.engine.connect())
+        except Exception as error:  # any driver error: the server starts anyway
+            logger.warning("store not reachable at start: %s", error)
+            return 0
         finally:
             for connection in connections:
                 connection.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
@@ -575,8 +576,7 @@ def module_patterns() -> list[str]:
 
 
 def modules_named(text: str) -> list[int | None]:
-    import re  # as RegexEntityExtractor with case_sensitive: false
-
+    # as RegexEntityExtractor with case_sensitive: false
     return [module_of(m.group(0)) for p in module_patterns() for m in re.finditer(p, text, re.IGNORECASE)]
 
 

@@ -9,10 +9,10 @@ import asyncio
 import datetime as dt
 import json
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 import i18n
-from bot.conversation import ConversationService
+from bot.conversation import KEEP_PROCESSED_UPDATES, ConversationService
 from store import conversations, inbox, users
 from store.inbox import InboxView
 from store.models import InboxMessage, ProcessedUpdate, User
@@ -134,10 +134,6 @@ def test_the_migration_keeps_the_held_rows(any_db):
 
 
 def test_handled_update_ids_are_kept_two_days_then_pruned(any_db):
-    from sqlalchemy import update
-
-    from bot.conversation import KEEP_PROCESSED_UPDATES
-
     now = dt.datetime.now(dt.UTC)
     for update_id in (601, 602, 603):
         assert conversations.claim_update(any_db, update_id, "bot")
@@ -153,10 +149,6 @@ def test_handled_update_ids_are_kept_two_days_then_pruned(any_db):
 
 
 async def test_a_running_gateway_prunes_the_old_update_ids(any_db):
-    from sqlalchemy import update
-
-    from tests.test_held_messages import Outbox
-
     conversations.claim_update(any_db, 611, "bot")
     conversations.claim_update(any_db, 612, "bot")
     with any_db.session() as session:

@@ -82,7 +82,19 @@ featurizer.process(probe)
 loaded.process(probe)
 result["same_model_twice"] = bool(np.array_equal(first.weights, second.weights))
 result["reloaded_equal"] = bool(np.array_equal(first.weights, loaded.weights)
-                                and np.array_equal(first.in_scope, loaded.in_scope))
+                                and np.array_equal(first.in_scope, loaded.in_scope)
+                                and np.array_equal(first.out_of_scope, loaded.out_of_scope))
+# A model saved before the out-of-scope vectors were kept still loads, trained.
+from rasa_extensions.intent_classifier import META_FILE, MODEL_FILE
+with storage.write_to(Resource("old")) as directory:
+    np.savez(directory / MODEL_FILE, weights=first.weights, bias=first.bias, in_scope=first.in_scope)
+    (directory / META_FILE).write_text(json.dumps({"labels": first.labels}), encoding="utf-8")
+old = SentenceIntentClassifier.load(
+    {**SentenceIntentClassifier.get_default_config(), **config["classifier"]}, storage, Resource("old"), context)
+old_probe = [Message.build(text="how much do we pay for it")]
+featurizer.process(old_probe)
+old.process(old_probe)
+result["old_model"] = [old.out_of_scope is None, old_probe[0].get("intent")["name"]]
 result["probe"] = [[m.get("intent")["name"], m.get("scope_similarity")] for m in probe]
 
 # out_of_scope_weight: out_of_scope weighs that many times one intent, and the regression
@@ -159,6 +171,7 @@ def test_featurizer_embeds_offline_one_space_for_both_languages(offline_run) -> 
 def test_classifier_is_reproducible_and_reloads_exactly(offline_run) -> None:
     assert offline_run["same_model_twice"]
     assert offline_run["reloaded_equal"]
+    assert offline_run["old_model"] == [True, "faq_fees"]
     intents = [intent for intent, _ in offline_run["probe"]]
     assert intents[:2] == ["faq_fees", "greet"]
     assert all(0.0 < similarity <= 1.0001 for _, similarity in offline_run["probe"])

@@ -1,10 +1,13 @@
 """The migrated schema matches the models, on both databases."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
+from store.db import Database
 from store.models import Base, TranscriptLine, User
 
 
@@ -46,10 +49,6 @@ def test_venue_zh_migration_keeps_existing_sessions(any_db):
 
 
 def test_a_warmed_store_opens_no_connection_under_load(any_db):
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sqlalchemy import event, text
-
     any_db.dispose()
     opened: list[object] = []
     event.listen(any_db.engine, "connect", lambda *_: opened.append(1))
@@ -63,3 +62,9 @@ def test_a_warmed_store_opens_no_connection_under_load(any_db):
     with ThreadPoolExecutor(pooled) as threads:  # as many at once as the pool holds
         assert list(threads.map(query, range(200))) == [1] * 200
     assert len(opened) == pooled
+
+
+def test_warming_a_store_that_cannot_be_reached_logs_and_goes_on(caplog):
+    unreachable = Database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    assert unreachable.warm() == 0
+    assert "store not reachable at start" in caplog.text

@@ -93,10 +93,7 @@ async def start_health_server(application: Application, settings: BotSettings, r
 
 def build_application(settings: BotSettings, db=None) -> Application:
     db = db or get_database()
-    try:
-        db.warm()  # the pool's connections from the start (store.db.Database.warm)
-    except Exception as error:  # the store is down: the turns say so, one by one
-        logger.warning("store not reachable at start: %s", error)
+    db.warm()  # the pool's connections from the start
     rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.rasa_timeout)
     service = ConversationService(db, rasa, settings.rasa_hold_window, durable=True)
     handoff = None
