@@ -127,6 +127,18 @@ def _clean(text: Optional[str]) -> str:
     return " ".join((text or "").split())[:MAX_CHARS]
 
 
+def embed(encoders: List[str], texts: List[str], threads: int = 1, batch_size: int = 64,
+          cache_size: int = 4096) -> np.ndarray:
+    """Each text's vector from `encoders` (unit vectors side by side), as the featurizer makes
+    it; shared with the intent classifier's second encoder."""
+    return _Encoders.embed(encoders, [_clean(t) for t in texts], threads, batch_size, cache_size)
+
+
+def preload(encoders: List[str], threads: int = 1) -> None:
+    for name in encoders:
+        _Encoders.model(name, threads)
+
+
 @DefaultV1Recipe.register(
     DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False
 )
@@ -177,8 +189,7 @@ class SentenceFeaturizer(DenseFeaturizer, GraphComponent):
         return sum(DIMENSIONS[name] for name in self.encoders)
 
     def embed(self, texts: List[str]) -> np.ndarray:
-        return _Encoders.embed(self.encoders, [_clean(t) for t in texts], self.threads,
-                               self.batch_size, self.cache_size)
+        return embed(self.encoders, texts, self.threads, self.batch_size, self.cache_size)
 
     def _featurize(self, messages: List[Message]) -> None:
         todo = [m for m in messages if m.get(TEXT) is not None]

@@ -83,7 +83,9 @@ loaded.process(probe)
 result["same_model_twice"] = bool(np.array_equal(first.weights, second.weights))
 result["reloaded_equal"] = bool(np.array_equal(first.weights, loaded.weights)
                                 and np.array_equal(first.in_scope, loaded.in_scope)
-                                and np.array_equal(first.out_of_scope, loaded.out_of_scope))
+                                and np.array_equal(first.out_of_scope, loaded.out_of_scope)
+                                and np.array_equal(first.second_weights, loaded.second_weights))
+result["second_trained"] = first.second_weights is not None and first.second_weights.shape[0] == len(first.labels)
 # A model saved before the out-of-scope vectors were kept still loads, trained.
 from rasa_extensions.intent_classifier import META_FILE, MODEL_FILE
 with storage.write_to(Resource("old")) as directory:
@@ -96,6 +98,19 @@ featurizer.process(old_probe)
 old.process(old_probe)
 result["old_model"] = [old.out_of_scope is None, old_probe[0].get("intent")["name"]]
 result["probe"] = [[m.get("intent")["name"], m.get("scope_similarity")] for m in probe]
+
+# The second encoder is asked only when the first regression's top confidence is below
+# second_encoder_below: never at 0, always above 1; either way the intents come out right.
+def second_below(below):
+    clf = SentenceIntentClassifier.create(
+        {**SentenceIntentClassifier.get_default_config(), **config["classifier"], "second_encoder": "e5",
+         "second_encoder_below": below}, storage, Resource(f"b{below}"), context)
+    clf.train(TrainingData(data))
+    asked = [Message.build(text=t) for t in ("how much do we pay for it", "早上好呀")]
+    featurizer.process(asked)
+    clf.process(asked)
+    return [[m.get("intent")["name"], m.get("intent_second_encoder")] for m in asked]
+result["second_below"] = {str(b): second_below(b) for b in (0.0, 1.01)}
 
 # out_of_scope_weight: out_of_scope weighs that many times one intent, and the regression
 # gives it more of the probability of a far-off message than with the weight 1.
@@ -172,6 +187,7 @@ def test_classifier_is_reproducible_and_reloads_exactly(offline_run) -> None:
     assert offline_run["same_model_twice"]
     assert offline_run["reloaded_equal"]
     assert offline_run["old_model"] == [True, "faq_fees"]
+    assert offline_run["second_trained"]
     intents = [intent for intent, _ in offline_run["probe"]]
     assert intents[:2] == ["faq_fees", "greet"]
     assert all(0.0 < similarity <= 1.0001 for _, similarity in offline_run["probe"])
@@ -205,3 +221,8 @@ def test_the_rasa_server_runs_numpy_with_one_blas_thread() -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1"]
+
+
+def test_the_second_encoder_is_asked_only_below_its_confidence(offline_run) -> None:
+    assert offline_run["second_below"]["0.0"] == [["faq_fees", False], ["greet", False]]
+    assert offline_run["second_below"]["1.01"] == [["faq_fees", True], ["greet", True]]
