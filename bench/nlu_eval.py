@@ -2,7 +2,7 @@
 1 when a target of issue 14 is missed.
 
     .venvs/app/bin/python bench/nlu_eval.py [--model PATH] [--skip-cv] [--skip-heldout]
-        [--langs en zh] [--heldout en_v2.yml ...] [--folds 5] [--cv-epochs 60] [--keep DIR]
+        [--langs en zh] [--heldout en_v2.yml ...] [--folds 5] [--cv-seeds 1] [--cv-epochs 60] [--keep DIR]
         [--concurrency 4] [--quiet]
 
 1. Held-out (bench/heldout_eval.py, format and scoring in bench/heldout/README.md): every
@@ -129,13 +129,21 @@ def rows_for(figures: dict[str, LangFigures], langs: list[str]) -> tuple[list[tu
         add("  turns that failed (errors)", cells, "0", {lang: c == "0" for lang, c in cells.items()})
 
     if any(f.cv for f in figures.values()):
-        cells, met, times = {}, {}, {}
+        cells, met, times, spread = {}, {}, {}, {}
         for lang in langs:
             cv = figures[lang].cv
             cells[lang] = f"{cv['f1']:.3f} ({cv['intents']} intents)" if cv else "-"
+            if cv and len(cv["f1s"]) > 1:
+                cells[lang] = f"{cv['f1']:.3f} ({cv['intents']} intents, mean)"
+                spread[lang] = f"{min(cv['f1s'].values()):.3f}-{max(cv['f1s'].values()):.3f}"
+            elif cv:
+                spread[lang] = f"{cv['f1']:.3f}"
             met[lang] = cv["f1"] >= TARGETS["cv_f1"] if cv else None
             times[lang] = f"{cv['seconds']:.0f} s, {cv['config']}" if cv else "-"
         add("CV intent macro-F1, typed intents", cells, "≥0.92", met)
+        seeds = next((list(f.cv["f1s"]) for f in figures.values() if f.cv), [])
+        add(f"  CV fold seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}",
+            {lang: spread.get(lang, "-") for lang in langs}, "", {})
         add("  CV wall time", times, "", {})
     return rows, ok
 
@@ -206,6 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--cv-epochs", type=int, default=60, help="DIET's epochs in CV (if DIET is used)")
+    parser.add_argument("--cv-seeds", type=int, default=1, metavar="N",
+                        help="CV once per fold seed 0..N-1; the table gives the mean and the range")
     parser.add_argument("--model", type=Path, help="a trained model (default: train one)")
     parser.add_argument("--skip-cv", action="store_true")
     parser.add_argument("--skip-heldout", action="store_true")
@@ -244,7 +254,7 @@ def main() -> None:
             for lang in args.langs:
                 print(f"==> {args.folds}-fold cross-validation, {lang}", flush=True)
                 figures[lang].cv = cross_validate(lang, split[lang], shared, args.folds,
-                                                  args.cv_epochs, work)
+                                                  args.cv_epochs, work, tuple(range(args.cv_seeds)))
     if not args.quiet:
         print_misses(figures, args.langs)
     print()

@@ -55,6 +55,41 @@ ACTION_MESSAGES = ['/book_classroom{"module":"1","place":"Dongguan"}']
 BASE_FAQ = ["hello", "hi there", "good morning", "hey"]
 BASE_ACTION = ["/list_sessions"]
 
+# --- typed messages: the NLU's cost on realistic text --------------------------------------------
+
+
+async def typed_messages(settings: StackSettings) -> str:
+    """The FAQ turn above repeats four messages, and the intent classifier asks its second encoder
+    only for messages its first regression is unsure of (config.yml): the bench's four may not
+    be such (the note says). This parses every held-out message once (each text new to the server's cache) over
+    Rasa's HTTP API and says how often the second encoder was asked and what a parse cost."""
+    from bench.heldout_sets import load as load_heldout
+
+    texts = list(dict.fromkeys(m.text for m in load_heldout()))
+    times: dict[bool, list[float]] = {False: [], True: []}
+    async with httpx.AsyncClient(base_url=settings.rasa_url, timeout=60) as api:
+        for text in texts:
+            started = time.perf_counter()
+            response = await api.post("/model/parse", params={"token": settings.rasa_token}, json={"text": text})
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            times[bool(response.json().get("intent_second_encoder"))].append(elapsed)
+        faq_asked = 0
+        for text in FAQ_MESSAGES:
+            response = await api.post("/model/parse", params={"token": settings.rasa_token}, json={"text": text})
+            response.raise_for_status()
+            faq_asked += bool(response.json().get("intent_second_encoder"))
+    everything = times[False] + times[True]
+
+    def p(values: list[float], q: int) -> str:
+        return f"{pct(values, q) * 1000:.0f}" if values else "-"
+
+    return (f"{len(everything)} held-out texts, each once: parse p50 {p(everything, 50)} ms, "
+            f"p95 {p(everything, 95)} ms; second encoder asked for {len(times[True])} "
+            f"({len(times[True]) / len(everything):.0%}): parse p50 {p(times[True], 50)} ms with it, "
+            f"{p(times[False], 50)} ms without; asked for {faq_asked} of the FAQ turn's {len(FAQ_MESSAGES)}")
+
+
 # --- the bare baseline project ---------------------------------------------------------------
 
 BASE_CONFIG = """\
@@ -565,6 +600,8 @@ async def run(args) -> None:
             info["notes"]["failed turns"] = str(errs)
         print("==> long conversation", file=sys.stderr, flush=True)
         await long_conversation(clients, figures, args.long)
+        print("==> typed messages", file=sys.stderr, flush=True)
+        info["notes"]["project NLU on typed messages"] = await typed_messages(settings)
 
         # 5. memory
         for name, pair in (("baseline", base_servers), ("project", proj_servers)):
