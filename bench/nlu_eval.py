@@ -132,12 +132,11 @@ def rows_for(figures: dict[str, LangFigures], langs: list[str]) -> tuple[list[tu
         cells, met, times, spread = {}, {}, {}, {}
         for lang in langs:
             cv = figures[lang].cv
-            cells[lang] = f"{cv['f1']:.3f} ({cv['intents']} intents)" if cv else "-"
-            if cv and len(cv["f1s"]) > 1:
-                cells[lang] = f"{cv['f1']:.3f} ({cv['intents']} intents, mean)"
-                spread[lang] = f"{min(cv['f1s'].values()):.3f}-{max(cv['f1s'].values()):.3f}"
-            elif cv:
-                spread[lang] = f"{cv['f1']:.3f}"
+            several = bool(cv) and len(cv["f1s"]) > 1
+            cells[lang] = f"{cv['f1']:.3f} ({cv['intents']} intents{', mean' if several else ''})" if cv else "-"
+            if cv:
+                low, high = min(cv["f1s"].values()), max(cv["f1s"].values())
+                spread[lang] = f"{low:.3f}-{high:.3f}" if several else f"{low:.3f}"
             met[lang] = cv["f1"] >= TARGETS["cv_f1"] if cv else None
             times[lang] = f"{cv['seconds']:.0f} s, {cv['config']}" if cv else "-"
         add("CV intent macro-F1, typed intents", cells, "≥0.92", met)

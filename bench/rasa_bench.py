@@ -68,17 +68,17 @@ async def typed_messages(settings: StackSettings) -> str:
     texts = list(dict.fromkeys(m.text for m in load_heldout()))
     times: dict[bool, list[float]] = {False: [], True: []}
     async with httpx.AsyncClient(base_url=settings.rasa_url, timeout=60) as api:
+
+        async def asked_second(text: str) -> bool:
+            response = await api.post("/model/parse", params={"token": settings.rasa_token}, json={"text": text})
+            response.raise_for_status()
+            return bool(response.json().get("intent_second_encoder"))
+
         for text in texts:
             started = time.perf_counter()
-            response = await api.post("/model/parse", params={"token": settings.rasa_token}, json={"text": text})
-            elapsed = time.perf_counter() - started
-            response.raise_for_status()
-            times[bool(response.json().get("intent_second_encoder"))].append(elapsed)
-        faq_asked = 0
-        for text in FAQ_MESSAGES:
-            response = await api.post("/model/parse", params={"token": settings.rasa_token}, json={"text": text})
-            response.raise_for_status()
-            faq_asked += bool(response.json().get("intent_second_encoder"))
+            asked = await asked_second(text)
+            times[asked].append(time.perf_counter() - started)
+        faq_asked = sum([await asked_second(text) for text in FAQ_MESSAGES])
     everything = times[False] + times[True]
 
     def p(values: list[float], q: int) -> str:

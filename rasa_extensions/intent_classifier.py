@@ -105,6 +105,7 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
                  out_of_scope: Optional[np.ndarray] = None, second_weights: Optional[np.ndarray] = None,
                  second_bias: Optional[np.ndarray] = None) -> None:
         self.config = {**self.get_default_config(), **config}
+        self.validate_config(self.config)
         self._model_storage = model_storage
         self._resource = resource
         self.labels = labels or []
@@ -179,7 +180,7 @@ class SentenceIntentClassifier(GraphComponent, IntentClassifier):
         assert self.weights is not None and self.bias is not None and self.in_scope is not None, "not trained"
         with self._model_storage.write_to(self._resource) as directory:
             np.savez(directory / MODEL_FILE, weights=self.weights, bias=self.bias, in_scope=self.in_scope,
-                     out_of_scope=self.out_of_scope if self.out_of_scope is not None else np.zeros((0, 0)),
+                     out_of_scope=self._or_empty(self.out_of_scope),
                      second_weights=self._or_empty(self.second_weights),
                      second_bias=self._or_empty(self.second_bias))
             (directory / META_FILE).write_text(json.dumps({"labels": self.labels}), encoding="utf-8")

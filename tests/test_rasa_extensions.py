@@ -111,6 +111,13 @@ def second_below(below):
     clf.process(asked)
     return [[m.get("intent")["name"], m.get("intent_second_encoder")] for m in asked]
 result["second_below"] = {str(b): second_below(b) for b in (0.0, 1.01)}
+from rasa.shared.exceptions import InvalidConfigException
+try:
+    SentenceIntentClassifier.create({**SentenceIntentClassifier.get_default_config(), "second_encoder": "bert"},
+                                    storage, Resource("bad"), context)
+    result["unknown_second_encoder"] = "accepted"
+except InvalidConfigException as error:
+    result["unknown_second_encoder"] = str(error)
 
 # out_of_scope_weight: out_of_scope weighs that many times one intent, and the regression
 # gives it more of the probability of a far-off message than with the weight 1.
@@ -226,3 +233,4 @@ def test_the_rasa_server_runs_numpy_with_one_blas_thread() -> None:
 def test_the_second_encoder_is_asked_only_below_its_confidence(offline_run) -> None:
     assert offline_run["second_below"]["0.0"] == [["faq_fees", False], ["greet", False]]
     assert offline_run["second_below"]["1.01"] == [["faq_fees", True], ["greet", True]]
+    assert "second_encoder" in offline_run["unknown_second_encoder"]
