@@ -132,7 +132,7 @@ def rows_for(figures: dict[str, LangFigures], langs: list[str]) -> tuple[list[tu
         cells, met, times, spread = {}, {}, {}, {}
         for lang in langs:
             cv = figures[lang].cv
-            several = bool(cv) and len(cv["f1s"]) > 1
+            several = cv is not None and len(cv["f1s"]) > 1
             cells[lang] = f"{cv['f1']:.3f} ({cv['intents']} intents{', mean' if several else ''})" if cv else "-"
             if cv:
                 low, high = min(cv["f1s"].values()), max(cv["f1s"].values())
